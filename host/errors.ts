@@ -1,0 +1,145 @@
+/**
+ * Every error the host raises is a {@link GearboxError} with a stable `code`.
+ * Match on `err.code`, not on the message: messages may improve, codes do not change.
+ *
+ * Guest failures inside a flow are *results* (`[results, errors]`); these classes are for
+ * whole-execution failures and host misuse.
+ */
+export class GearboxError extends Error {
+  readonly code: string
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.code = code
+    this.name = new.target.name
+  }
+}
+
+/** The guest used more linear memory than `limits.memoryBytes`. */
+export class MemoryLimitError extends GearboxError {
+  constructor(message = 'execution exceeded limits.memoryBytes') {
+    super('ERR_GEARBOX_MEMORY_LIMIT', message)
+  }
+}
+
+/** The guest ran longer than `limits.cpuMs` of interpreter time. */
+export class CpuLimitError extends GearboxError {
+  constructor(message = 'execution exceeded limits.cpuMs') {
+    super('ERR_GEARBOX_CPU_LIMIT', message)
+  }
+}
+
+/** The execution (including time waiting for Redis) ran longer than `limits.wallMs`. */
+export class WallLimitError extends GearboxError {
+  constructor(message = 'execution exceeded limits.wallMs') {
+    super('ERR_GEARBOX_WALL_LIMIT', message)
+  }
+}
+
+/** The guest recursed deeper than `limits.stackBytes` allows. */
+export class StackLimitError extends GearboxError {
+  constructor(message = 'execution exceeded limits.stackBytes') {
+    super('ERR_GEARBOX_STACK_LIMIT', message)
+  }
+}
+
+/** The guest made more host calls (execute, log, ...) than `limits.maxHostCalls`. */
+export class HostCallLimitError extends GearboxError {
+  constructor(message = 'execution exceeded limits.maxHostCalls') {
+    super('ERR_GEARBOX_HOST_CALL_LIMIT', message)
+  }
+}
+
+/** A Redis reply or the execution's result was larger than `limits.maxReplyBytes`. */
+export class ReplyLimitError extends GearboxError {
+  constructor(message = 'reply exceeded limits.maxReplyBytes') {
+    super('ERR_GEARBOX_REPLY_LIMIT', message)
+  }
+}
+
+/** The execution was aborted (`abort()`, `gearbox.close()`). */
+export class AbortedError extends GearboxError {
+  constructor(message = 'execution aborted') {
+    super('ERR_GEARBOX_ABORTED', message)
+  }
+}
+
+/** The guest script threw; `message` is the guest's error text (with its stack when available). */
+export class GuestError extends GearboxError {
+  readonly guestName: string
+  readonly guestStack: string | undefined
+  constructor(name: string, message: string, stack?: string) {
+    super('ERR_GEARBOX_GUEST', message)
+    this.guestName = name
+    this.guestStack = stack
+  }
+}
+
+/** The sandbox itself failed (worker crashed, engine aborted); the pool replaces the worker. */
+export class SandboxError extends GearboxError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_GEARBOX_SANDBOX', message, options)
+  }
+}
+
+/** Redis could not be reached or the connection dropped during a call. */
+export class ConnectionError extends GearboxError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_GEARBOX_CONNECTION', message, options)
+  }
+}
+
+/** A command refused by the command policy (noscript commands, the deny list). */
+export class CommandDeniedError extends GearboxError {
+  constructor(message: string) {
+    super('ERR_GEARBOX_COMMAND_DENIED', message)
+  }
+}
+
+/** An `atomic()` block kept conflicting with other clients after `atomicRetries` re-runs. */
+export class AtomicConflictError extends GearboxError {
+  constructor(message: string) {
+    super('ERR_GEARBOX_ATOMIC_CONFLICT', message)
+  }
+}
+
+/** Bad options or arguments given to the host API (library misuse). */
+export class InvalidArgumentError extends GearboxError {
+  constructor(message: string) {
+    super('ERR_GEARBOX_INVALID_ARGUMENT', message)
+  }
+}
+
+/** The Gearbox (or pool) was used after `close()`. */
+export class ClosedError extends GearboxError {
+  constructor(message = 'gearbox is closed') {
+    super('ERR_GEARBOX_CLOSED', message)
+  }
+}
+
+/** redis-server was needed (throwaway server for the CLI or tests) but is not installed. */
+export class RedisServerMissingError extends GearboxError {
+  constructor(message = 'redis-server is not installed: install it (apt-get install redis-server) or pass --redis <url>') {
+    super('ERR_GEARBOX_REDIS_SERVER_MISSING', message)
+  }
+}
+
+/** An execution id that the registry does not know. */
+export class ExecutionNotFoundError extends GearboxError {
+  constructor(message = 'execution plan does not exist') {
+    super('ERR_GEARBOX_EXECUTION_NOT_FOUND', message)
+  }
+}
+
+/** Redis answered a command with an error reply; `message` is Redis's text, unchanged. */
+export class RedisReplyError extends GearboxError {
+  constructor(message: string) {
+    super('ERR_GEARBOX_REDIS_ERROR', message)
+  }
+}
+
+/** A throwaway redis-server (CLI default mode, tests) failed to start. */
+export class RedisServerStartError extends GearboxError {
+  constructor(message: string) {
+    super('ERR_GEARBOX_REDIS_SERVER_START', message)
+  }
+}

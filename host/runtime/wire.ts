@@ -1,0 +1,99 @@
+/**
+ * The wire format between the guest prelude and the host: JSON text where the values JSON
+ * cannot carry are one-key objects whose key starts with U+0000 (no JSON a guest builds from
+ * ordinary data collides with it by accident, and the prelude refuses such keys from guests):
+ *   {"\u0000b": "<latin1 string>"}  bytes (Uint8Array), one char per byte
+ *   {"\u0000n": "<decimal>"}        a bigint
+ *
+ * A host reply is one string: a one-character tag, then the body.
+ *   'v' JSON value with no special objects (the guest just JSON.parses it)
+ *   'x' JSON value that contains special objects (the guest revives them)
+ *   'e' a GearsError message (Redis error text or a spec error text)
+ *   'c' JSON {code, message}: a coded host error (ERR_GEARBOX_...), raised as GearsError with .code
+ */
+
+export type WireValue =
+  | null
+  | boolean
+  | number
+  | bigint
+  | string
+  | Uint8Array
+  | readonly WireValue[]
+  | { readonly [key: string]: WireValue }
+
+export const BYTES_KEY = '\u0000b'
+export const BIGINT_KEY = '\u0000n'
+
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+
+/** Bytes to a latin1 string (one char per byte), chunked to keep argument lists short. */
+export function bytesToLatin1(bytes: Uint8Array): string {
+  let out = ''
+  for (let i = 0; i < bytes.length; i += 8192) {
+    out += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192) as unknown as number[])
+  }
+  return out
+}
+
+export function latin1ToBytes(text: string): Uint8Array {
+  const out = new Uint8Array(text.length)
+  for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i) & 0xff
+  return out
+}
+
+/** Decodes bytes as UTF-8, or returns undefined when they are not valid UTF-8. */
+export function utf8OrUndefined(bytes: Uint8Array): string | undefined {
+  try {
+    return utf8.decode(bytes)
+  } catch {
+    return undefined
+  }
+}
+
+/** Encodes a value as wire JSON; `special` tells whether the guest must revive it. */
+export function encodeWire(value: WireValue): { json: string; special: boolean } {
+  let special = false
+  const json = JSON.stringify(value, function (this: unknown, _key: string, v: unknown) {
+    if (typeof v === 'bigint') {
+      special = true
+      return { [BIGINT_KEY]: v.toString() }
+    }
+    if (v instanceof Uint8Array) {
+      special = true
+      return { [BYTES_KEY]: bytesToLatin1(v) }
+    }
+    return v
+  })
+  return { json: json === undefined ? 'null' : json, special }
+}
+
+/** Decodes wire JSON sent by the guest (payloads), reviving bytes and bigints. */
+export function decodeWire(json: string): WireValue {
+  return JSON.parse(json, (_key, v: unknown) => {
+    if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
+      const o = v as Record<string, unknown>
+      const b = o[BYTES_KEY]
+      if (typeof b === 'string' && Object.keys(o).length === 1) return latin1ToBytes(b)
+      const n = o[BIGINT_KEY]
+      if (typeof n === 'string' && Object.keys(o).length === 1) return BigInt(n)
+    }
+    return v
+  }) as WireValue
+}
+
+/** A successful host reply carrying `value`. */
+export function replyValue(value: WireValue): string {
+  const { json, special } = encodeWire(value)
+  return (special ? 'x' : 'v') + json
+}
+
+/** A host reply that raises `GearsError(message)` in the guest. */
+export function replyGearsError(message: string): string {
+  return 'e' + message
+}
+
+/** A host reply that raises a coded host error in the guest. */
+export function replyCodedError(code: string, message: string): string {
+  return 'c' + JSON.stringify({ code, message })
+}

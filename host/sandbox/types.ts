@@ -1,0 +1,59 @@
+/**
+ * The sandbox contract: what the upper layers hand to the pool and what they get back.
+ * The sandbox knows nothing of Redis or of the runtime API: host calls are (op, payload) strings
+ * that the {@link HostHandler} answers on the I/O side.
+ */
+
+/** Per-execution limits. Units are in the names; defaults in {@link DEFAULT_LIMITS}. */
+export interface Limits {
+  /** Linear memory the guest may use on top of the interpreter's ~16 MiB base. Default 64 MiB. */
+  readonly memoryBytes: number
+  /** Interpreter time (wall time minus time blocked in host calls). Default 5000 ms. */
+  readonly cpuMs: number
+  /** Total time, including waiting for Redis and timers. Default 30000 ms. */
+  readonly wallMs: number
+  /** Guest stack. Default and maximum 256 KiB (QuickJS shares the worker's native stack). */
+  readonly stackBytes: number
+  /** Host calls (execute, log, ...) per execution. Default 1 000 000. */
+  readonly maxHostCalls: number
+  /** Largest single host reply, guest request payload, or execution result. Default 64 MiB. */
+  readonly maxReplyBytes: number
+}
+
+/** A script evaluated at global scope, in order. */
+export interface GuestScript {
+  readonly name: string
+  readonly code: string
+}
+
+/** One execution: a fresh interpreter evaluates `scripts`, then `entry`. */
+export interface ExecutionJob {
+  readonly engine: 'quickjs'
+  /** Evaluated in order at global scope (the prelude first, then the user's script). */
+  readonly scripts: readonly GuestScript[]
+  /**
+   * Evaluated last. Its completion value, or the value its promise fulfils with, must be a
+   * string: that string is the execution's result.
+   */
+  readonly entry: string
+  readonly limits: Limits
+}
+
+/**
+ * Answers guest host calls on the I/O side. Inside the guest the sandbox provides
+ * `__gearbox_host_call(op, payload): string` (blocks the guest until answered) and
+ * `__gearbox_host_start(op, payload): Promise<string>` (the guest may await it).
+ * The handler encodes guest-visible errors into the returned string; if it throws or
+ * rejects, the whole execution fails with that error.
+ */
+export interface HostHandler {
+  call(op: string, payload: string, mode: 'sync' | 'async'): Promise<string> | string
+}
+
+/** A started execution. */
+export interface ExecutionHandle {
+  /** The entry's string result; rejects with a `GearboxError` (GuestError, a limit error, AbortedError, SandboxError). */
+  readonly result: Promise<string>
+  /** Stops the execution (terminating its worker when it is busy); `result` rejects with AbortedError. */
+  abort(reason?: string): void
+}
