@@ -143,3 +143,20 @@ export class RedisServerStartError extends GearboxError {
     super('ERR_GEARBOX_REDIS_SERVER_START', message)
   }
 }
+
+/**
+ * Redis answered with a reply of a shape gearbox does not expect for that command (a
+ * CLUSTER SHARDS/SLOTS or SCAN reply it cannot read), or the topology names no master for a slot.
+ */
+export class UnexpectedReplyError extends GearboxError {
+  constructor(message: string) {
+    super('ERR_GEARBOX_UNEXPECTED_REPLY', message)
+  }
+}
+
+/** An execution that has not finished yet was asked for its results, or to be dropped. */
+export class ExecutionRunningError extends GearboxError {
+  constructor(message = 'execution is still running') {
+    super('ERR_GEARBOX_EXECUTION_RUNNING', message)
+  }
+}

@@ -1,4 +1,8 @@
 /** The Redis backend contract used by the runtime and gears layers. */
+import type { ShardInfo } from '../cluster/topology.js'
+import type { RedisReplyError } from '../errors.js'
+
+export type { ShardInfo }
 
 /** A command argument: strings are sent as UTF-8, bytes as they are. */
 export type RedisArg = string | Uint8Array
@@ -15,24 +19,48 @@ export class NestedReplyError {
  */
 export type RedisReply = Uint8Array | string | number | bigint | null | NestedReplyError | RedisReply[]
 
-/** One master. In standalone mode there is exactly one, owning every slot. */
-export interface ShardInfo {
-  /** 40-character id (the cluster node id; forty '0' characters in standalone mode). */
-  readonly id: string
-  readonly host: string
-  readonly port: number
-  /** Inclusive slot ranges this master owns. */
-  readonly slots: readonly (readonly [number, number])[]
-  /** The lowest slot it owns (0 in standalone mode). */
-  readonly minSlot: number
-}
-
 export interface CallOptions {
   /** Where keyless commands go; keyed commands always route by slot. Default: the current shard. */
   readonly shard?: string
+  /**
+   * The host itself sends this command (configGet, readers, persistence), not a guest: the
+   * command policy is skipped and the command is sent as given. Default false.
+   */
+  readonly internal?: boolean
 }
 
-/** A connection reserved for one caller (WATCH/MULTI/EXEC for atomic blocks), pinned to one master. */
+export interface PipelineOptions {
+  /** As {@link CallOptions.internal}: skip the command policy. Default false. */
+  readonly internal?: boolean
+}
+
+export interface ScanOptions {
+  /** SCAN's MATCH pattern. */
+  readonly match?: string | Uint8Array
+  /** SCAN's COUNT hint. */
+  readonly count?: number
+  /** SCAN's TYPE filter (`string`, `hash`, `list`, `set`, `zset`, `stream`). */
+  readonly type?: string
+}
+
+export interface ScanPage {
+  /** The cursor for the next call; `'0'` when the scan is complete. */
+  readonly cursor: string
+  readonly keys: Uint8Array[]
+}
+
+/** A command ready to send (see {@link RedisBackend.prepareCommand}). */
+export interface PreparedCommand {
+  readonly args: readonly RedisArg[]
+  /** Converts the reply of a rewritten (non-blocking) command back to the original's shape. */
+  readonly adaptReply?: (reply: RedisReply) => RedisReply
+}
+
+/**
+ * A connection reserved for one caller (WATCH/MULTI/EXEC for atomic blocks), pinned to one master.
+ * It applies no command policy. `release()` returns it to a small pool (after DISCARD/UNWATCH when
+ * a transaction or watch was left open); calls after `release()` reject with ClosedError.
+ */
 export interface DedicatedConnection {
   call(args: readonly RedisArg[]): Promise<RedisReply>
   release(): void
@@ -52,5 +80,25 @@ export interface RedisBackend {
   currentShard(): Promise<ShardInfo>
   /** A dedicated connection to the master owning `slot` (any master in standalone mode). */
   dedicated(slot: number): Promise<DedicatedConnection>
+  /**
+   * Sends `commands` to one master in a single write and resolves with one entry per command:
+   * its reply, or the RedisReplyError Redis answered it with. Keys must belong to that master:
+   * nothing is redirected (a key elsewhere answers with Redis's MOVED error in its place).
+   * Refused commands reject the whole call with CommandDeniedError before anything is sent; a
+   * lost connection rejects it with ConnectionError.
+   */
+  pipeline(
+    shardId: string,
+    commands: readonly (readonly RedisArg[])[],
+    options?: PipelineOptions,
+  ): Promise<(RedisReply | RedisReplyError)[]>
+  /** One SCAN step on one master (host-internal: no command policy). */
+  scanShard(shardId: string, cursor: string, options?: ScanOptions): Promise<ScanPage>
+  /**
+   * What `call` does to a function's command before sending it: the policy check (throws
+   * CommandDeniedError) and the non-blocking rewrite of blocking commands. For callers that send
+   * a function's commands on a {@link DedicatedConnection}, which applies no policy.
+   */
+  prepareCommand(args: readonly RedisArg[]): PreparedCommand
   close(): Promise<void>
 }
