@@ -1,0 +1,366 @@
+/**
+ * Main side of one sandbox worker: starts it, hands it executions, answers its host calls, and
+ * enforces the limits the worker cannot enforce on itself (wall time; CPU time spent inside
+ * builtins the interrupt handler never reaches; stuck workers).
+ */
+import { CpuLimitError, GearboxError, ReplyLimitError, SandboxError, WallLimitError } from '../errors.js'
+import type { Execution } from './execution.js'
+import type { PlatformWorker, SandboxPlatform } from './platform.js'
+import { errorFromWire, type FromWorkerMessage, type WireScript } from './protocol.js'
+import { newReplyBuffer, ReplyWriter, type GrowableSharedArrayBuffer } from './reply-channel.js'
+import { clockWords, nowMs, PREPARED, readInterpreterMs, STATE_BYTES, stateWords, STOP } from './shared-state.js'
+import type { GuestScript } from './types.js'
+import { exceedsUtf8Bytes } from './utf8.js'
+
+/**
+ * Interpreter time past `cpuMs` before the watchdog terminates the worker. The interrupt handler
+ * normally stops the guest within a few ms of `cpuMs` (50 ms deadline → 50–56 ms, up to ~160 ms
+ * on a loaded machine); this catches builtins (sort, split/join, JSON) that never poll it.
+ */
+export const CPU_GRACE_MS = 100
+
+/** After a stop request, how long a worker may take to unwind before it is terminated. */
+export const STOP_GRACE_MS = 100
+
+/** How long a new worker may take to load QuickJS and report ready. */
+export const STARTUP_TIMEOUT_MS = 30_000
+
+/** Scripts at least this long are cached in the worker and sent once. */
+const CACHE_MIN_CHARS = 2048
+/** Cached scripts per worker (least recently used are replaced). */
+const CACHE_SLOTS = 32
+
+export type PoolWorkerStatus = 'starting' | 'idle' | 'busy' | 'dead'
+
+/** What a worker reports to its pool. */
+export interface PoolWorkerOwner {
+  /** The worker finished an execution (or its start) and can take the next one. */
+  onIdle(worker: PoolWorker): void
+  /** The worker is gone (terminated or crashed); `startFailed` when it never became ready. */
+  onGone(worker: PoolWorker, startFailed: boolean, error: Error | undefined): void
+}
+
+type Timer = ReturnType<typeof setTimeout>
+
+export class PoolWorker {
+  status: PoolWorkerStatus = 'starting'
+  /** Epoch ms when the worker last became idle (it has been building its next interpreter since). */
+  idleSinceMs = 0
+  private platformWorker: PlatformWorker | undefined
+  private readonly state = new SharedArrayBuffer(STATE_BYTES)
+  private readonly words = stateWords(this.state)
+  private readonly clock = clockWords(this.state)
+  private readonly reply: ReplyWriter
+  private current: Execution | undefined
+  /** A sync host call is being answered (the worker is blocked on the reply channel). */
+  private syncPending = false
+  private watchdog: Timer | undefined
+  private killTimer: Timer | undefined
+  private readonly scriptSlots = new Map<string, number>()
+  private readyWaiter: { resolve(): void; reject(error: Error): void } | undefined
+
+  constructor(
+    private readonly platform: SandboxPlatform,
+    private readonly owner: PoolWorkerOwner,
+    private readonly memoryBytes: number,
+    replyBytes: number,
+  ) {
+    this.reply = new ReplyWriter(this.words, newReplyBuffer(replyBytes))
+  }
+
+  /** Spawns the thread and waits until its first interpreter is ready. */
+  async start(): Promise<void> {
+    const ready = new Promise<void>((resolve, reject) => {
+      this.readyWaiter = { resolve, reject }
+    })
+    // It may be rejected (crash, close) before it is awaited below.
+    ready.catch(() => {})
+    const timeout = setTimeout(() => this.fail(new SandboxError(`sandbox worker did not start within ${STARTUP_TIMEOUT_MS} ms`)), STARTUP_TIMEOUT_MS)
+    try {
+      const worker = await this.platform.spawnWorker({
+        message: (message) => this.onMessage(message),
+        exit: (error) => this.onExit(error),
+      })
+      this.platformWorker = worker
+      if (this.status === 'dead') {
+        await worker.terminate()
+        throw new SandboxError('sandbox worker stopped while starting')
+      }
+      worker.postMessage({ t: 'init', state: this.state, replyData: this.reply.buffer, memoryBytes: this.memoryBytes })
+      await ready
+    } catch (error) {
+      this.fail(error instanceof Error ? error : new Error(String(error)))
+      throw error
+    } finally {
+      clearTimeout(timeout)
+    }
+  }
+
+  /** Whether the worker holds a fresh interpreter (its next job skips the ~0.1 ms setup). */
+  get prepared(): boolean {
+    return Atomics.load(this.words, PREPARED) === 1
+  }
+
+  /** Hands `execution` to this idle worker. */
+  run(execution: Execution): void {
+    const worker = this.platformWorker
+    if (worker === undefined || this.status !== 'idle') throw new Error('PoolWorker.run on a worker that is not idle')
+    this.status = 'busy'
+    this.current = execution
+    execution.stopRunning = (error) => this.stop(execution, error)
+    Atomics.store(this.words, STOP, 0)
+    const { job } = execution
+    const limits = job.limits
+    let replyData: GrowableSharedArrayBuffer | undefined
+    if (limits.maxReplyBytes > this.reply.capacity) {
+      replyData = newReplyBuffer(limits.maxReplyBytes)
+      this.reply.replaceBuffer(replyData)
+    }
+    const scripts = this.wireScripts(job.scripts)
+    const preload = job.preload ?? 0
+    worker.postMessage(
+      replyData === undefined
+        ? { t: 'run', id: execution.id, scripts, entry: job.entry, limits, preload }
+        : { t: 'run', id: execution.id, scripts, entry: job.entry, limits, preload, replyData },
+    )
+    execution.startedAtMs = nowMs()
+    this.armWatchdog(execution, Math.min(limits.wallMs, limits.cpuMs + CPU_GRACE_MS))
+  }
+
+  /**
+   * Ends `execution` from the main side: settles it with `error` now, asks the worker to unwind
+   * (interrupt poll, reply channel, or message, whichever it is waiting on), and terminates the
+   * worker if it has not unwound within {@link STOP_GRACE_MS}.
+   */
+  stop(execution: Execution, error: GearboxError): void {
+    if (execution.settled) return
+    execution.reject(error)
+    if (execution !== this.current || this.platformWorker === undefined) return
+    this.clearWatchdog()
+    Atomics.store(this.words, STOP, 1)
+    if (this.syncPending) {
+      this.syncPending = false
+      this.reply.writeStopped()
+    }
+    this.platformWorker.postMessage({ t: 'stop', id: execution.id })
+    this.killTimer ??= setTimeout(() => {
+      if (this.current === execution) this.kill(undefined)
+    }, STOP_GRACE_MS)
+  }
+
+  /** Terminates the thread (the pool replaces it); settles the running execution with `error`. */
+  kill(error: GearboxError | undefined): void {
+    if (this.status === 'dead') return
+    this.markDead(error ?? new SandboxError('sandbox worker terminated'))
+    void this.platformWorker?.terminate()
+    this.owner.onGone(this, false, undefined)
+  }
+
+  /** Terminates the thread for good (pool close); settles the running execution with `error`. */
+  async close(error: GearboxError): Promise<void> {
+    if (this.status !== 'dead') this.markDead(error)
+    this.readyWaiter?.reject(error)
+    await this.platformWorker?.terminate()
+  }
+
+  // Messages ---------------------------------------------------------------------------------
+
+  private onMessage(message: FromWorkerMessage): void {
+    switch (message.t) {
+      case 'ready':
+        if (this.status === 'starting') {
+          this.status = 'idle'
+          this.readyWaiter?.resolve()
+          this.readyWaiter = undefined
+        }
+        break
+      case 'call':
+        this.onSyncCall(message.op, message.payload)
+        break
+      case 'start':
+        this.onAsyncCall(message.id, message.call, message.op, message.payload)
+        break
+      case 'done':
+        this.onDone(message)
+        break
+    }
+  }
+
+  private onDone(message: Extract<FromWorkerMessage, { t: 'done' }>): void {
+    const execution = this.current
+    if (execution === undefined || execution.id !== message.id || this.status !== 'busy') return
+    this.clearWatchdog()
+    if (this.killTimer !== undefined) clearTimeout(this.killTimer)
+    this.killTimer = undefined
+    this.current = undefined
+    this.syncPending = false
+    const { outcome } = message
+    if (outcome.ok) execution.resolve(outcome.value)
+    else if ('error' in outcome) execution.reject(errorFromWire(outcome.error))
+    else execution.reject(new SandboxError('execution stopped'))
+    this.status = 'idle'
+    this.idleSinceMs = nowMs()
+    this.owner.onIdle(this)
+  }
+
+  private onSyncCall(op: string, payload: string): void {
+    const execution = this.current
+    if (execution === undefined || execution.settled) {
+      this.reply.writeStopped()
+      return
+    }
+    this.syncPending = true
+    let answer: Promise<string> | string
+    try {
+      answer = execution.host.call(op, payload, 'sync')
+    } catch (error) {
+      this.stop(execution, hostFailure(error))
+      return
+    }
+    if (typeof answer === 'string') this.answerSync(execution, answer)
+    else
+      Promise.resolve(answer).then(
+        (value) => this.answerSync(execution, value),
+        (error: unknown) => this.stop(execution, hostFailure(error)),
+      )
+  }
+
+  private answerSync(execution: Execution, value: unknown): void {
+    if (execution.settled || execution !== this.current) return
+    if (typeof value !== 'string') {
+      this.stop(execution, new SandboxError(`HostHandler.call must return a string, got ${typeof value}`))
+      return
+    }
+    const maxBytes = execution.job.limits.maxReplyBytes
+    if (!this.reply.write(value, maxBytes)) {
+      this.stop(execution, replyTooLarge(maxBytes))
+      return
+    }
+    this.syncPending = false
+  }
+
+  private onAsyncCall(id: number, call: number, op: string, payload: string): void {
+    const execution = this.current
+    if (execution === undefined || execution.settled || execution.id !== id) return
+    let answer: Promise<string> | string
+    try {
+      answer = execution.host.call(op, payload, 'async')
+    } catch (error) {
+      this.stop(execution, hostFailure(error))
+      return
+    }
+    Promise.resolve(answer).then(
+      (value: unknown) => {
+        if (execution.settled || execution !== this.current) return
+        if (typeof value !== 'string') {
+          this.stop(execution, new SandboxError(`HostHandler.call must return a string, got ${typeof value}`))
+          return
+        }
+        const maxBytes = execution.job.limits.maxReplyBytes
+        if (exceedsUtf8Bytes(value, maxBytes)) {
+          this.stop(execution, replyTooLarge(maxBytes))
+          return
+        }
+        this.platformWorker?.postMessage({ t: 'reply', id, call, value })
+      },
+      (error: unknown) => this.stop(execution, hostFailure(error)),
+    )
+  }
+
+  private onExit(error: Error | undefined): void {
+    if (this.status === 'dead') return
+    const startFailed = this.status === 'starting'
+    const reason = error ?? new Error('sandbox worker exited')
+    this.markDead(new SandboxError(`sandbox worker crashed: ${reason.message}`, { cause: reason }))
+    this.readyWaiter?.reject(reason)
+    this.owner.onGone(this, startFailed, reason)
+  }
+
+  // Limits -----------------------------------------------------------------------------------
+
+  private armWatchdog(execution: Execution, delayMs: number): void {
+    this.watchdog = setTimeout(() => this.checkLimits(execution), delayMs)
+  }
+
+  private clearWatchdog(): void {
+    if (this.watchdog !== undefined) clearTimeout(this.watchdog)
+    this.watchdog = undefined
+  }
+
+  private checkLimits(execution: Execution): void {
+    this.watchdog = undefined
+    if (execution !== this.current || execution.settled) return
+    const { wallMs, cpuMs } = execution.job.limits
+    const wallLeftMs = execution.startedAtMs + wallMs - nowMs()
+    if (wallLeftMs <= 0) {
+      this.stop(execution, new WallLimitError(`execution exceeded limits.wallMs (${wallMs} ms)`))
+      return
+    }
+    const cpuLeftMs = cpuMs + CPU_GRACE_MS - readInterpreterMs(this.clock)
+    if (cpuLeftMs <= 0) {
+      // Still running past the deadline + grace: the guest is inside a builtin the interrupt
+      // handler never reaches. Only terminating the thread stops it.
+      this.kill(new CpuLimitError(`execution exceeded limits.cpuMs (${cpuMs} ms of interpreter time)`))
+      return
+    }
+    this.armWatchdog(execution, Math.max(5, Math.min(wallLeftMs, cpuLeftMs)))
+  }
+
+  // Helpers ----------------------------------------------------------------------------------
+
+  private fail(error: Error): void {
+    if (this.status === 'dead') return
+    const startFailed = this.status === 'starting'
+    this.markDead(new SandboxError(error.message, { cause: error }))
+    this.readyWaiter?.reject(error)
+    void this.platformWorker?.terminate()
+    this.owner.onGone(this, startFailed, error)
+  }
+
+  private markDead(error: GearboxError): void {
+    this.status = 'dead'
+    this.clearWatchdog()
+    if (this.killTimer !== undefined) clearTimeout(this.killTimer)
+    this.killTimer = undefined
+    const execution = this.current
+    this.current = undefined
+    execution?.reject(error)
+  }
+
+  /** Large scripts go to a worker once; later jobs name their cache slot. */
+  private wireScripts(scripts: readonly GuestScript[]): WireScript[] {
+    const out: WireScript[] = []
+    for (const { name, code } of scripts) {
+      if (code.length < CACHE_MIN_CHARS) {
+        out.push({ name, code })
+        continue
+      }
+      const cached = this.scriptSlots.get(code)
+      if (cached !== undefined) {
+        this.scriptSlots.delete(code) // re-insert: Map order is the LRU order
+        this.scriptSlots.set(code, cached)
+        out.push({ name, slot: cached })
+        continue
+      }
+      let slot = this.scriptSlots.size
+      if (slot >= CACHE_SLOTS) {
+        const [oldestCode, oldestSlot] = this.scriptSlots.entries().next().value as [string, number]
+        this.scriptSlots.delete(oldestCode)
+        slot = oldestSlot
+      }
+      this.scriptSlots.set(code, slot)
+      out.push({ name, code, slot })
+    }
+    return out
+  }
+}
+
+function hostFailure(error: unknown): GearboxError {
+  if (error instanceof GearboxError) return error
+  const message = error instanceof Error ? error.message : String(error)
+  return new SandboxError(`host handler failed: ${message}`, { cause: error })
+}
+
+function replyTooLarge(maxBytes: number): ReplyLimitError {
+  return new ReplyLimitError(`host reply exceeded limits.maxReplyBytes (${maxBytes} bytes)`)
+}

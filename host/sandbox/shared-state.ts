@@ -1,0 +1,94 @@
+/**
+ * The small SharedArrayBuffer each worker shares with the pool: control words (Int32, used with
+ * Atomics) and the interpreter clock (Float64) the main-thread watchdog reads.
+ */
+
+/** Byte size of the shared state buffer. */
+export const STATE_BYTES = 64
+
+// Int32 slots.
+/** 1 when the main thread wants the current execution stopped (polled by the interrupt handler). */
+export const STOP = 0
+/** 1 while the worker holds a fresh interpreter ready for the next job. */
+export const PREPARED = 1
+/** Reply channel: 0 while the worker waits, 1 once the main thread wrote the reply. */
+export const REPLY_SEQ = 2
+/** Reply channel: {@link REPLY_OK} or {@link REPLY_STOPPED}. */
+export const REPLY_STATUS = 3
+/** Reply channel: UTF-8 byte length of the reply. */
+export const REPLY_LENGTH = 4
+
+export const REPLY_OK = 0
+/** The execution ended on the main side; the worker must unwind instead of reading a reply. */
+export const REPLY_STOPPED = 1
+
+// Float64 slots (byte offset 32).
+const CLOCK_OFFSET = 32
+/** Interpreter milliseconds accumulated up to the last pause. */
+const CPU_USED = 0
+/** Epoch milliseconds when the running stretch started; 0 while paused. */
+const SEGMENT_START = 1
+
+/** Epoch milliseconds with sub-millisecond precision, comparable across threads. */
+export function nowMs(): number {
+  return performance.timeOrigin + performance.now()
+}
+
+export function stateWords(state: SharedArrayBuffer): Int32Array {
+  return new Int32Array(state, 0, 8)
+}
+
+/** The interpreter clock's words (see {@link InterpreterClock}, {@link readInterpreterMs}). */
+export function clockWords(state: SharedArrayBuffer): Float64Array {
+  return new Float64Array(state, CLOCK_OFFSET, 2)
+}
+
+/**
+ * Worker side: measures interpreter time (time inside evalCode / executePendingJobs, minus time
+ * blocked waiting for sync host replies) and publishes it for the watchdog.
+ *
+ * The two words are written without Atomics; `pause` clears the segment start before it adds to
+ * the total, so a reader racing a pause can only under-count (the watchdog has a grace anyway).
+ */
+export class InterpreterClock {
+  private readonly words: Float64Array
+  private usedMs = 0
+  private segmentStart = 0
+
+  constructor(state: SharedArrayBuffer) {
+    this.words = clockWords(state)
+  }
+
+  reset(): void {
+    this.usedMs = 0
+    this.segmentStart = 0
+    this.words[SEGMENT_START] = 0
+    this.words[CPU_USED] = 0
+  }
+
+  resume(): void {
+    if (this.segmentStart !== 0) return
+    this.segmentStart = nowMs()
+    this.words[SEGMENT_START] = this.segmentStart
+  }
+
+  pause(): void {
+    if (this.segmentStart === 0) return
+    this.usedMs += nowMs() - this.segmentStart
+    this.segmentStart = 0
+    this.words[SEGMENT_START] = 0
+    this.words[CPU_USED] = this.usedMs
+  }
+
+  /** Interpreter milliseconds so far, including the running stretch. */
+  elapsedMs(): number {
+    return this.segmentStart === 0 ? this.usedMs : this.usedMs + (nowMs() - this.segmentStart)
+  }
+}
+
+/** Main side: the interpreter milliseconds a worker's clock ({@link clockWords}) shows now. */
+export function readInterpreterMs(words: Float64Array): number {
+  const used = words[CPU_USED] ?? 0
+  const segmentStart = words[SEGMENT_START] ?? 0
+  return segmentStart === 0 ? used : used + Math.max(0, nowMs() - segmentStart)
+}
