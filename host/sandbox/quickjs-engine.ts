@@ -28,10 +28,14 @@ import {
   type QuickJSWASMModule,
 } from 'quickjs-emscripten-core'
 import { INTERPRETER_BASE_BYTES, MAX_STACK_BYTES, memoryCapPages } from './limits.js'
+import { MemorySnapshot } from './memory-snapshot.js'
 import type { GuestScript } from './types.js'
 
-/** Executions per module before it is replaced (bounds heap fragmentation and leaks). */
-export const MAX_RUNS_PER_MODULE = 200
+/**
+ * Executions per module before it is replaced. Snapshot restores leave no fragmentation or leaks
+ * behind, so this only bounds how long one instance lives (a new one costs ~1 ms + the preload).
+ */
+export const MAX_RUNS_PER_MODULE = 1000
 
 /** A module whose linear memory grew beyond this is replaced after the execution. */
 export const RECYCLE_ABOVE_BYTES = INTERPRETER_BASE_BYTES + 16 * 1024 * 1024
@@ -44,8 +48,42 @@ const PAGE_BYTES = 64 * 1024
  */
 const REFUSED_GROWS_FOR_OOM = 3
 
-/** Globals QuickJS provides that guests have no use for (no threads here). */
-const REALM_SETUP = 'delete globalThis.SharedArrayBuffer;'
+/**
+ * Realm setup, before the preload. SharedArrayBuffer goes (no threads here). Math.random is
+ * replaced by a generator the engine reseeds per execution: executions start from a memory
+ * snapshot, so QuickJS's own generator state would repeat the same sequence every time.
+ */
+const REALM_SETUP = `delete globalThis.SharedArrayBuffer;
+(() => {
+  let a = 0x9e3779b9 | 0, b = 0x243f6a88 | 0
+  const next = () => { a ^= a << 13; a ^= a >>> 17; a ^= a << 5; b ^= b << 17; b ^= b >>> 7; b ^= b << 9; return (a + b) >>> 0 }
+  const random = function random() { return ((next() >>> 5) * 67108864 + (next() >>> 6)) / 9007199254740992 }
+  Object.defineProperty(Math, 'random', { value: random, writable: true, configurable: true })
+  Object.defineProperty(globalThis, '__gearbox_seed_random', {
+    value: (x, y) => { a = (x | 0) || 1; b = (y | 0) || 2 }, writable: true, configurable: true,
+  })
+})();`
+
+/** Handles quickjs-emscripten caches lazily on the context (they must predate a snapshot). */
+const LAZY_CONTEXT_HANDLES = ['_undefined', '_null', '_false', '_true', '_global', '_BigInt', '_Symbol', '_SymbolIterator', '_SymbolAsyncIterator'] as const
+
+/** The emscripten module's allocator, when the variant exposes it (it does in 0.32.0). */
+function emscriptenAllocator(mod: QuickJSWASMModule): { malloc(n: number): number; free(p: number): void } | undefined {
+  const em = (mod as unknown as { module?: { _malloc?: unknown; _free?: unknown } }).module
+  const malloc = em?._malloc
+  const free = em?._free
+  if (typeof malloc !== 'function' || typeof free !== 'function') return undefined
+  return {
+    malloc: (n) => Number(malloc.call(em, n)),
+    free: (p) => void free.call(em, p),
+  }
+}
+
+/** Which lazily cached context handles exist (see {@link LAZY_CONTEXT_HANDLES}). */
+function lazyHandlesPresent(ctx: QuickJSContext): string {
+  const fields = ctx as unknown as Record<string, unknown>
+  return LAZY_CONTEXT_HANDLES.map((name) => (fields[name] === undefined ? '0' : '1')).join('')
+}
 
 /**
  * The release-sync variant. Its typings are CommonJS-flavoured (default import = module.exports)
@@ -86,6 +124,8 @@ export class CappedModule {
     readonly mod: QuickJSWASMModule,
     readonly memory: WebAssembly.Memory,
     readonly capPages: number,
+    /** Where the malloc heap begins (see MemorySnapshot); undefined when it cannot be probed. */
+    readonly heapStart: number | undefined,
   ) {}
 
   static async create(wasmModule: WebAssembly.Module, capPages: number): Promise<CappedModule> {
@@ -93,7 +133,11 @@ export class CappedModule {
     const mod = await newQuickJSWASMModuleFromVariant(
       newVariant(RELEASE_SYNC, { wasmModule, wasmMemory: memory, emscriptenModule: quietEmscripten }),
     )
-    const capped = new CappedModule(mod, memory, capPages)
+    // The first allocation in a fresh module lands at the start of the heap.
+    const allocator = emscriptenAllocator(mod)
+    const probe = allocator?.malloc(16)
+    if (allocator !== undefined && probe !== undefined) allocator.free(probe)
+    const capped = new CappedModule(mod, memory, capPages, probe !== undefined && probe > 0 ? probe : undefined)
     capped.watchGrowth()
     return capped
   }
@@ -135,6 +179,12 @@ export interface Realm {
   readonly module: CappedModule
   /** Scripts already evaluated in it, ahead of the job (see ExecutionJob.preload). */
   readonly preloaded: readonly GuestScript[]
+  /** Memory right after setup and preload: restored after each execution instead of a new realm. */
+  readonly snapshot?: MemorySnapshot
+  /** {@link lazyHandlesPresent} when the snapshot was taken. */
+  readonly lazyHandles?: string
+  /** The runtime's host-function registry as it was at the snapshot (JS-side state). */
+  readonly hostRefs?: HostRefsState
 }
 
 function sameScripts(a: readonly GuestScript[], b: readonly GuestScript[], count: number): boolean {
@@ -191,7 +241,8 @@ export class QuickJSEngine {
     }
     try {
       const realm = this.newRealm(this.module)
-      this.prepared = this.withPreload(realm, preload) ?? this.discardFor(realm)
+      const preloaded = this.withPreload(realm, preload)
+      this.prepared = preloaded === undefined ? this.discardFor(realm) : withSnapshot(preloaded)
     } catch (error) {
       // A runtime that cannot even be created means the instance is damaged (quickjs-emscripten #233).
       this.module = undefined
@@ -209,12 +260,32 @@ export class QuickJSEngine {
     if (realm === undefined) throw new Error('no prepared QuickJS realm')
     this.prepared = undefined
     realm.module.capHit = false
+    const seed = `typeof __gearbox_seed_random === 'function' && __gearbox_seed_random(${randomInt32()}, ${randomInt32()})`
+    realm.ctx.evalCode(seed, 'gearbox-seed.js', { type: 'global' }).dispose()
     return realm
   }
 
-  /** Retires an execution's realm; its module is replaced when worn or broken. */
+  /**
+   * After an execution: a snapshotted realm is restored and becomes the prepared realm again
+   * (no dispose, no re-evaluation); any other realm is retired, and its module replaced when
+   * worn or broken. A realm whose context cached a handle after the snapshot cannot be restored
+   * (the handle would point into reverted memory), nor one whose module failed.
+   */
   release(realm: Realm): void {
     realm.module.runs++
+    const snapshot = realm.snapshot
+    if (
+      snapshot !== undefined &&
+      !realm.module.worn &&
+      this.prepared === undefined &&
+      this.module === realm.module &&
+      lazyHandlesPresent(realm.ctx) === realm.lazyHandles
+    ) {
+      snapshot.restore(realm.module.memory)
+      realm.hostRefs?.restore()
+      this.prepared = realm
+      return
+    }
     this.retired.push(realm)
     if (realm.module.worn && this.module === realm.module) this.module = undefined
   }
@@ -272,4 +343,67 @@ export class QuickJSEngine {
     ctx.unwrapResult(ctx.evalCode(REALM_SETUP, 'gearbox-realm.js', { type: 'global' })).dispose()
     return { rt, ctx, module, preloaded: [] }
   }
+}
+
+/**
+ * Snapshots a freshly prepared realm, when its module's layout allows it. The context's lazily
+ * created constant handles are created first so that they live inside the snapshot.
+ */
+function withSnapshot(realm: Realm): Realm {
+  const heapStart = realm.module.heapStart
+  if (heapStart === undefined) return realm
+  const { ctx } = realm
+  for (const handle of [ctx.undefined, ctx.null, ctx.true, ctx.false, ctx.global]) void handle.alive
+  const hostRefs = HostRefsState.save(realm.rt)
+  if (hostRefs === undefined) return realm
+  const snapshot = MemorySnapshot.take(realm.module.memory, heapStart)
+  return snapshot === undefined ? realm : { ...realm, snapshot, lazyHandles: lazyHandlesPresent(ctx), hostRefs }
+}
+
+/** quickjs-emscripten 0.32.0's HostRefMap fields (JS-side registry of host functions). */
+interface HostRefMapFields {
+  nextId: number
+  freelist: number[]
+  groups: Map<number, Map<number, unknown>>
+}
+
+/**
+ * The runtime's host-function registry. QuickJS frees a host function's entry when the guest
+ * function object is collected; a restore brings the object back, so the entry must come back
+ * too (and ids handed out after the snapshot must be handed out again).
+ */
+class HostRefsState {
+  private constructor(
+    private readonly map: HostRefMapFields,
+    private readonly saved: HostRefMapFields,
+  ) {}
+
+  static save(rt: QuickJSRuntime): HostRefsState | undefined {
+    const map = (rt as unknown as { hostRefs?: Partial<HostRefMapFields> }).hostRefs
+    if (map === undefined || typeof map.nextId !== 'number' || !Array.isArray(map.freelist) || !(map.groups instanceof Map)) {
+      return undefined
+    }
+    const fields = map as HostRefMapFields
+    return new HostRefsState(fields, HostRefsState.copy(fields))
+  }
+
+  restore(): void {
+    const fresh = HostRefsState.copy(this.saved)
+    this.map.nextId = fresh.nextId
+    this.map.freelist = fresh.freelist
+    this.map.groups = fresh.groups
+  }
+
+  private static copy(from: HostRefMapFields): HostRefMapFields {
+    return {
+      nextId: from.nextId,
+      freelist: [...from.freelist],
+      groups: new Map([...from.groups].map(([id, group]) => [id, new Map(group)])),
+    }
+  }
+}
+
+/** A seed for the guest's Math.random (host randomness; the guest cannot predict it). */
+function randomInt32(): number {
+  return crypto.getRandomValues(new Int32Array(1))[0] ?? 1
 }

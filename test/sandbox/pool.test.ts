@@ -212,6 +212,30 @@ test('preloaded scripts: one fresh evaluation per execution, host calls still re
   }
 })
 
+test('snapshot restore: an execution starts from the post-prelude state, whatever the last one did', async () => {
+  const prelude = { name: 'prelude.js', code: 'var counter = 0; var shared = { items: [] }' }
+  const user = { name: 'user.js', code: 'counter++; shared.items.push(counter); globalThis.leaked = true; Array.prototype.polluted = 1' }
+  const entry = `JSON.stringify([counter, shared.items, typeof leaked, [].polluted === undefined])`
+  for (let i = 0; i < 8; i++) {
+    const value = await pool.start({ ...job(entry, SMALL_LIMITS, [prelude, user]), preload: 1 }, new FakeHost()).result
+    assert.is(value, '[1,[1],"boolean",false]')
+    // A heap-heavy execution in between must not leave anything behind either.
+    const heavy = 'let a = []; for (let i = 0; i < 50000; i++) a.push({ i, s: "x" + i }); String(a.length)'
+    assert.is(await pool.start({ ...job(heavy, SMALL_LIMITS, [prelude]), preload: 1 }, new FakeHost()).result, '50000')
+  }
+})
+
+test('Math.random is reseeded per execution (snapshots would otherwise repeat it)', async () => {
+  const seen = new Set<string>()
+  for (let i = 0; i < 6; i++) {
+    const value = await pool.start(job('String(Math.random())'), new FakeHost()).result
+    const n = Number(value)
+    assert.ok(n >= 0 && n < 1, `Math.random() in [0, 1): ${value}`)
+    seen.add(value)
+  }
+  assert.is(seen.size, 6, 'six executions, six different first values')
+})
+
 test('a preloaded script that throws is reported by every job', async () => {
   const broken = { name: 'broken.js', code: `throw new Error('broken prelude')` }
   for (let i = 0; i < 3; i++) {
