@@ -1,0 +1,146 @@
+/** Command-line parsing for `gearbox`: no I/O here, so it is tested on its own. */
+import { InvalidArgumentError } from '../errors.js'
+
+export const USAGE = `Usage:
+  gearbox run <file.js> [options]   run a RedisGears function script once and print its reply
+  gearbox --help                    show this text
+
+Options of run:
+  --redis <url>          Redis to run against (redis://host:port)
+  --cluster <url>        a Redis Cluster seed node; repeat for more seeds
+                         (without --redis/--cluster a throwaway redis-server is started on a
+                         free loopback port and stopped afterwards)
+  --local-cluster        run against a throwaway 3-master Redis Cluster on loopback ports
+                         (started for this run and stopped afterwards)
+  --load <file>          write a data file to Redis first; repeat for more files:
+                         name.txt -> string keys name:<line> (one per non-empty line),
+                         name.csv -> hashes name:<row> with the header's field names
+  --profile              measure the run()'s steps and print their durations to stderr
+  --memory-bytes <n>     guest memory limit in bytes (limits.memoryBytes)
+  --cpu-ms <n>           guest CPU time limit in milliseconds (limits.cpuMs)
+  --wall-ms <n>          execution wall-time limit in milliseconds (limits.wallMs)
+  --workers <n>          sandbox worker threads
+  --json                 print the reply as JSON (bigints as decimal strings, bytes as {"base64": ...})
+
+log() lines go to stderr as "GEARS: <message>"; the reply goes to stdout. A script that calls
+run() prints [results, errors]; on a terminal, stderr shows the records read while it runs.
+On failure gearbox prints "CODE: message" to stderr and exits with status 1.`
+
+export interface RunArgs {
+  readonly command: 'run'
+  readonly file: string
+  readonly redis: string | undefined
+  readonly cluster: readonly string[]
+  readonly memoryBytes: number | undefined
+  readonly cpuMs: number | undefined
+  readonly wallMs: number | undefined
+  readonly workers: number | undefined
+  readonly json: boolean
+  /** --load files, in order (absent when none). */
+  readonly load?: readonly string[]
+  /** --local-cluster (absent when not given). */
+  readonly localCluster?: true
+  /** --profile (absent when not given). */
+  readonly profile?: true
+}
+
+export type CliArgs = RunArgs | { readonly command: 'help' }
+
+const NUMBER_OPTIONS = {
+  '--memory-bytes': 'memoryBytes',
+  '--cpu-ms': 'cpuMs',
+  '--wall-ms': 'wallMs',
+  '--workers': 'workers',
+} as const
+
+type NumberOption = keyof typeof NUMBER_OPTIONS
+
+function isNumberOption(name: string): name is NumberOption {
+  return Object.prototype.hasOwnProperty.call(NUMBER_OPTIONS, name)
+}
+
+function usageError(message: string): InvalidArgumentError {
+  return new InvalidArgumentError(message)
+}
+
+function positiveInteger(name: string, text: string): number {
+  const value = /^[0-9]+$/.test(text) ? Number(text) : NaN
+  if (!Number.isSafeInteger(value) || value <= 0) throw usageError(`${name} expects a positive integer, got '${text}'`)
+  return value
+}
+
+/** Parses `argv` (without the node and script paths). Throws InvalidArgumentError on bad usage. */
+export function parseArgs(argv: readonly string[]): CliArgs {
+  if (argv.length === 0) throw usageError('missing command')
+  if (argv.includes('--help') || argv.includes('-h') || argv[0] === 'help') return { command: 'help' }
+  const [command, ...rest] = argv
+  if (command !== 'run') throw usageError(`unknown command '${command}'`)
+
+  let file: string | undefined
+  let redis: string | undefined
+  const cluster: string[] = []
+  const numbers: Partial<Record<(typeof NUMBER_OPTIONS)[NumberOption], number>> = {}
+  let json = false
+  const load: string[] = []
+  const flags = { localCluster: false, profile: false }
+
+  for (let i = 0; i < rest.length; i++) {
+    const arg = rest[i]!
+    if (!arg.startsWith('--')) {
+      if (file !== undefined) throw usageError(`unexpected argument '${arg}' (one script file per run)`)
+      file = arg
+      continue
+    }
+    const eq = arg.indexOf('=')
+    const name = eq === -1 ? arg : arg.slice(0, eq)
+    if (name === '--json') {
+      if (eq !== -1) throw usageError('--json takes no value')
+      json = true
+      continue
+    }
+    if (name === '--local-cluster' || name === '--profile') {
+      if (eq !== -1) throw usageError(`${name} takes no value`)
+      flags[name === '--profile' ? 'profile' : 'localCluster'] = true
+      continue
+    }
+    let value: string
+    if (eq !== -1) value = arg.slice(eq + 1)
+    else {
+      const next = rest[i + 1]
+      if (next === undefined || next.startsWith('--')) throw usageError(`${name} expects a value`)
+      value = next
+      i++
+    }
+    if (name === '--redis') {
+      if (redis !== undefined) throw usageError('--redis given twice')
+      redis = value
+    } else if (name === '--cluster') {
+      cluster.push(value)
+    } else if (name === '--load') {
+      load.push(value)
+    } else if (isNumberOption(name)) {
+      numbers[NUMBER_OPTIONS[name]] = positiveInteger(name, value)
+    } else {
+      throw usageError(`unknown option '${name}'`)
+    }
+  }
+  if (file === undefined) throw usageError('run expects a script file: gearbox run <file.js>')
+  if (redis !== undefined && cluster.length > 0) throw usageError('give either --redis or --cluster, not both')
+  if (flags.localCluster && (redis !== undefined || cluster.length > 0)) {
+    throw usageError('--local-cluster starts its own cluster: leave out --redis and --cluster')
+  }
+  return {
+    command: 'run',
+    file,
+    redis,
+    cluster,
+    memoryBytes: numbers.memoryBytes,
+    cpuMs: numbers.cpuMs,
+    wallMs: numbers.wallMs,
+    workers: numbers.workers,
+    json,
+    ...(load.length > 0 ? { load } : {}),
+    ...(flags.localCluster ? { localCluster: true as const } : {}),
+    ...(flags.profile ? { profile: true as const } : {}),
+  }
+}

@@ -1,0 +1,181 @@
+/**
+ * Sessions: one submitted script. `executeScript` runs a script's top level in a fresh
+ * interpreter (the guest prelude first, then the script) and maps what happened to the
+ * RG.PYEXECUTE reply (spec §4): `OK` for a script that only ran top-level code.
+ *
+ * The guest's entry function (`__gearbox_main`, defined by the prelude, not writable by user code)
+ * waits for the runCoroutine work the top level started, marks the end of the top level, and
+ * returns the outcome as wire JSON: `{"kind": "ok"}` unless a later prelude file registered an
+ * outcome provider (the GearsBuilder prelude reports run() results through it).
+ *
+ * A script whose top level called run() starts a batch execution (gears/batch-run.ts): the reply
+ * is `[results, errors]` once it finished, or with `unblocking` its execution id as soon as it
+ * started.
+ */
+import { GUEST_JS } from '../generated/guest-js.js'
+import { AbortedError, SandboxError } from '../errors.js'
+import { createHostHandler, type HostOp } from '../runtime/handler.js'
+import type { GearsLogger } from '../runtime/logger.js'
+import type { TopLevelMode } from '../runtime/replay.js'
+import { decodeWire } from '../runtime/wire.js'
+import type { RedisBackend } from '../redis/types.js'
+import type { ExecutionHandle, ExecutionJob, HostHandler, Limits } from '../sandbox/types.js'
+import { GearsRun } from './batch-run.js'
+import type { Execution, ExecutionRegistry } from './executions.js'
+import { resultsReply } from './result-reply.js'
+
+/** A reply of `Gearbox.execute`: RESP-shaped plain values (bulk strings as strings). */
+export type ExecuteReply = string | number | bigint | null | Uint8Array | readonly ExecuteReply[]
+
+/** What a script execution produced. */
+export type ScriptOutcome =
+  | {
+      /** The script ran top-level code only: the reply is the status `OK`. */
+      readonly kind: 'ok'
+    }
+  | {
+      /** The script's run() started `execution`: the reply is `[results, errors]`, or its id when `unblocking`. */
+      readonly kind: 'run'
+      readonly execution: Execution
+      readonly unblocking: boolean
+    }
+
+/** Starts executions: the sandbox pool (`SandboxPool`) satisfies it. */
+export interface ExecutionStarter {
+  start(job: ExecutionJob, handler: HostHandler): ExecutionHandle
+}
+
+/** What sessions run against; one per Gearbox. */
+export interface SessionDeps {
+  readonly pool: ExecutionStarter
+  readonly backend: RedisBackend
+  readonly logger: GearsLogger
+  /** The extra-config dictionary configGet() reads. */
+  readonly config: Readonly<Record<string, string>>
+  readonly atomicRetries: number
+  /** Where run() executions are kept (list/get/results/abort). */
+  readonly executions: ExecutionRegistry
+  /** Records per reader batch of a run(). Default 1000. */
+  readonly batchSize?: number
+  /** KeysReader pages read by a script inside Redis when EVAL is allowed. Default true. */
+  readonly serverSideReads?: boolean
+}
+
+export interface ExecuteScriptOptions {
+  readonly limits: Limits
+  /** Aborts the execution (its result rejects with AbortedError). */
+  readonly signal?: AbortSignal
+  /** Record the top level's host calls for later re-evaluations, or replay them (runtime/replay.ts). */
+  readonly topLevel?: TopLevelMode
+  /** Host ops added to the runtime's (the gears layer's). */
+  readonly ops?: Readonly<Record<string, HostOp>>
+  /** A run() replies with its execution id as soon as it started instead of its results (RG.PYEXECUTE UNBLOCKING). Default false. */
+  readonly unblocking?: boolean
+  /** Measure a run()'s per-step durations. Default: the `ProfileExecutions` config value is `1`. */
+  readonly profile?: boolean
+}
+
+/** The expression the sandbox evaluates after the scripts: the prelude's entry function. */
+export const SCRIPT_ENTRY = '__gearbox_main()'
+
+/** The sandbox job for `source`: the JS prelude, then the script as `script.js`. */
+export function scriptJob(source: string, limits: Limits): ExecutionJob {
+  return {
+    engine: 'quickjs',
+    scripts: [...GUEST_JS, { name: 'script.js', code: source }],
+    // The prelude is trusted and deterministic: workers evaluate it once and snapshot it.
+    preload: GUEST_JS.length,
+    entry: SCRIPT_ENTRY,
+    limits,
+  }
+}
+
+/**
+ * Runs `source`'s top level once and returns its outcome.
+ *
+ * @throws GuestError when the script throws (RG.PYEXECUTE's error reply), a limit error
+ *   (MemoryLimitError, CpuLimitError, ...), AbortedError, SandboxError.
+ */
+export async function executeScript(deps: SessionDeps, source: string, options: ExecuteScriptOptions): Promise<ScriptOutcome> {
+  const { signal } = options
+  if (signal?.aborted) throw new AbortedError()
+  const run = new GearsRun(
+    { ...deps, registry: deps.executions },
+    {
+      source,
+      limits: options.limits,
+      ...(options.profile === undefined ? {} : { profile: options.profile }),
+      ...(options.topLevel === undefined ? {} : { topLevel: options.topLevel }),
+    },
+  )
+  const topLevel = run.topLevel
+  const handler = run.wrap(
+    createHostHandler({
+      backend: deps.backend,
+      logger: deps.logger,
+      config: deps.config,
+      atomicRetries: deps.atomicRetries,
+      ...(topLevel === undefined ? {} : { topLevel }),
+      ...(options.ops === undefined ? {} : { ops: options.ops }),
+    }),
+  )
+  const handle = deps.pool.start(scriptJob(source, options.limits), handler)
+  // An unblocking run() outlives this call: the handler is released when the sandbox execution ends.
+  const disposed = handle.result.then(
+    () => handler.dispose(),
+    () => handler.dispose(),
+  )
+  const onAbort = (): void => {
+    run.execution?.abort()
+    handle.abort('aborted by the caller')
+  }
+  signal?.addEventListener('abort', onAbort, { once: true })
+  try {
+    let settled
+    try {
+      settled = await run.settle(handle)
+    } catch (error) {
+      await disposed
+      throw error
+    }
+    if (settled.kind === 'no-run') {
+      await disposed
+      return parseOutcome(settled.result)
+    }
+    const execution = settled.execution
+    if (options.unblocking === true) return { kind: 'run', execution, unblocking: true }
+    await execution.whenDone()
+    // A blocking run's execution is dropped once it replied (RedisGears: not in RG.DUMPEXECUTIONS).
+    deps.executions.forget(execution)
+    return { kind: 'run', execution, unblocking: false }
+  } finally {
+    signal?.removeEventListener('abort', onAbort)
+  }
+}
+
+/** Reads the entry function's wire JSON. */
+export function parseOutcome(json: string): ScriptOutcome {
+  let value: unknown
+  try {
+    value = decodeWire(json)
+  } catch {
+    throw new SandboxError(`the guest entry returned malformed JSON: ${json.slice(0, 200)}`)
+  }
+  const kind = typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as { kind?: unknown }).kind : undefined
+  switch (kind) {
+    case 'ok':
+      return { kind: 'ok' }
+    default:
+      throw new SandboxError(`the guest entry returned an unknown outcome: ${json.slice(0, 200)}`)
+  }
+}
+
+/** The RG.PYEXECUTE reply for an outcome. */
+export function outcomeReply(outcome: ScriptOutcome): ExecuteReply {
+  switch (outcome.kind) {
+    case 'ok':
+      return 'OK'
+    case 'run':
+      return outcome.unblocking ? outcome.execution.id : resultsReply(outcome.execution.results, outcome.execution.errors)
+  }
+}

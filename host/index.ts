@@ -1,0 +1,55 @@
+/**
+ * gearbox: RedisGears functions, sandboxed in WebAssembly, for any Redis.
+ *
+ * @example
+ * import { Gearbox } from 'gearbox'
+ * const gearbox = await Gearbox.create({ redis: 'redis://127.0.0.1:6379' })
+ * await gearbox.execute(`execute('SET', 'greeting', 'hello'); log(execute('GET', 'greeting'))`)
+ * await gearbox.close()
+ *
+ * @module
+ */
+export {
+  Gearbox,
+  type ExecuteOptions,
+  type GearboxOptions,
+  type GuestLanguage,
+  type RedisTarget,
+} from './gearbox.js'
+export type { ExecuteReply } from './gears/session.js'
+export { consoleLogger, type GearsLogger, type LogLevel } from './runtime/logger.js'
+export { DEFAULT_ATOMIC_RETRIES } from './runtime/handler.js'
+export { DEFAULT_LIMITS, MAX_STACK_BYTES, resolveLimits } from './sandbox/limits.js'
+export type { Limits } from './sandbox/types.js'
+export type { SandboxPlatform } from './sandbox/platform.js'
+export {
+  createRedisBackend,
+  DEFAULT_DENY_COMMANDS,
+  type RedisBackend,
+  type RedisBackendOptions,
+  type RedisSource,
+  type ShardInfo,
+} from './redis/index.js'
+export {
+  AbortedError,
+  AtomicConflictError,
+  ClosedError,
+  CommandDeniedError,
+  ConnectionError,
+  CpuLimitError,
+  ExecutionNotFoundError,
+  ExecutionRunningError,
+  GearboxError,
+  GuestError,
+  HostCallLimitError,
+  InvalidArgumentError,
+  MemoryLimitError,
+  RedisReplyError,
+  RedisServerMissingError,
+  RedisServerStartError,
+  ReplyLimitError,
+  SandboxError,
+  StackLimitError,
+  UnexpectedReplyError,
+  WallLimitError,
+} from './errors.js'

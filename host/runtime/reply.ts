@@ -1,0 +1,17 @@
+import { NestedReplyError, type RedisReply } from '../redis/types.js'
+import { utf8OrUndefined, type WireValue } from './wire.js'
+
+/**
+ * A Redis reply as the guest sees it (RedisGears 1.2 `execute()` rules): arrays stay arrays; a
+ * bulk string becomes a string, or bytes when it is not valid UTF-8; status replies are strings;
+ * integers numbers (bigint beyond 2^53); nil null; an error nested in an array becomes its text.
+ */
+export function redisReplyToWire(reply: RedisReply): WireValue {
+  if (reply instanceof Uint8Array) {
+    // A plain Uint8Array view: Buffer's toJSON would run before the wire encoder sees the bytes.
+    return utf8OrUndefined(reply) ?? new Uint8Array(reply.buffer, reply.byteOffset, reply.byteLength)
+  }
+  if (Array.isArray(reply)) return reply.map(redisReplyToWire)
+  if (reply instanceof NestedReplyError) return reply.message
+  return reply
+}
