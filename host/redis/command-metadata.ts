@@ -2,8 +2,10 @@
  * Command metadata from @ioredis/commands (flags, key positions), resolved down to subcommands
  * (`CONFIG SET`, `CLIENT KILL`), which the package's `hasFlag` does not do.
  */
-import { createRequire } from 'node:module'
 import { getKeyIndexes } from '@ioredis/commands'
+// A JSON module import (not createRequire) keeps this file free of Node built-ins: the runtime
+// layer imports it, and that layer must also run in edge runtimes.
+import COMMANDS_JSON from '@ioredis/commands/built/commands.json' with { type: 'json' }
 import type { RedisArg } from './types.js'
 
 interface CommandMeta {
@@ -11,9 +13,7 @@ interface CommandMeta {
   readonly subcommands?: Readonly<Record<string, CommandMeta>>
 }
 
-const METADATA = createRequire(import.meta.url)('@ioredis/commands/built/commands.json') as Readonly<
-  Record<string, CommandMeta>
->
+const METADATA = COMMANDS_JSON as unknown as Readonly<Record<string, CommandMeta>>
 
 const decoder = new TextDecoder()
 
@@ -61,7 +61,8 @@ export function hasCommandFlag(command: ResolvedCommand, flag: string): boolean 
 export function commandKeyIndexes(args: readonly RedisArg[]): number[] {
   const name = argText(args[0]).toLowerCase()
   if (!Object.hasOwn(METADATA, name)) return []
-  const rest = args.slice(1).map((a) => (typeof a === 'string' ? a : Buffer.from(a.buffer, a.byteOffset, a.length)))
+  // Only positions are wanted, so bytes may be read as text (option names are ASCII).
+  const rest = args.slice(1).map(argText)
   const out: number[] = []
   for (const i of getKeyIndexes(name, rest)) {
     if (i < rest.length) out.push(i + 1)

@@ -8,8 +8,7 @@ import { utf8OrUndefined, type WireValue } from './wire.js'
  */
 export function redisReplyToWire(reply: RedisReply): WireValue {
   if (reply instanceof Uint8Array) {
-    // A plain Uint8Array view: Buffer's toJSON would run before the wire encoder sees the bytes.
-    return utf8OrUndefined(reply) ?? new Uint8Array(reply.buffer, reply.byteOffset, reply.byteLength)
+    return utf8OrUndefined(reply) ?? reply
   }
   if (Array.isArray(reply)) return reply.map(redisReplyToWire)
   if (reply instanceof NestedReplyError) return reply.message

@@ -54,14 +54,17 @@ export function utf8OrUndefined(bytes: Uint8Array): string | undefined {
 /** Encodes a value as wire JSON; `special` tells whether the guest must revive it. */
 export function encodeWire(value: WireValue): { json: string; special: boolean } {
   let special = false
-  const json = JSON.stringify(value, function (this: unknown, _key: string, v: unknown) {
+  const json = JSON.stringify(value, function (this: unknown, key: string, v: unknown) {
+    // The holder's own value: JSON.stringify has already applied toJSON (a Node Buffer's
+    // turns it into {type, data}), so check what was there before that.
+    const raw = (this as Record<string, unknown>)[key]
+    if (raw instanceof Uint8Array) {
+      special = true
+      return { [BYTES_KEY]: bytesToLatin1(raw) }
+    }
     if (typeof v === 'bigint') {
       special = true
       return { [BIGINT_KEY]: v.toString() }
-    }
-    if (v instanceof Uint8Array) {
-      special = true
-      return { [BYTES_KEY]: bytesToLatin1(v) }
     }
     return v
   })
