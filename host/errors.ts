@@ -67,10 +67,16 @@ export class AbortedError extends GearboxError {
 export class GuestError extends GearboxError {
   readonly guestName: string
   readonly guestStack: string | undefined
-  constructor(name: string, message: string, stack?: string) {
+  /**
+   * The `code` of what the guest threw, when it had one: an uncaught host error the guest was
+   * handed (e.g. `ERR_GEARBOX_CONNECTION`, `ERR_GEARBOX_COMMAND_DENIED`) keeps its code here.
+   */
+  readonly guestCode: string | undefined
+  constructor(name: string, message: string, stack?: string, guestCode?: string) {
     super('ERR_GEARBOX_GUEST', message)
     this.guestName = name
     this.guestStack = stack
+    this.guestCode = guestCode
   }
 }
 

@@ -14,6 +14,8 @@ export interface GuestFailure {
   readonly name: string
   readonly message: string
   readonly stack?: string
+  /** A string `code` property of the thrown value (host errors handed to the guest carry one). */
+  readonly code?: string
 }
 
 const MAX_MESSAGE_CHARS = 64 * 1024
@@ -57,13 +59,14 @@ export function describeThrown(ctx: QuickJSContext, thrown: QuickJSHandle): Gues
   // `throw null` also comes from QuickJS itself when it cannot allocate the error object; the
   // memory-cap check in classifyFailure catches that case.
   if (typeof dumped === 'object' && dumped !== null) {
-    const fields = dumped as { name?: unknown; message?: unknown; stack?: unknown }
+    const fields = dumped as { name?: unknown; message?: unknown; stack?: unknown; code?: unknown }
     if (typeof fields.message === 'string') {
       const name = typeof fields.name === 'string' ? fields.name : 'Error'
       const message = clip(fields.message, MAX_MESSAGE_CHARS)
+      const code = typeof fields.code === 'string' ? { code: clip(fields.code, 200) } : {}
       return typeof fields.stack === 'string' && fields.stack !== ''
-        ? { name, message, stack: clipStack(fields.stack) }
-        : { name, message }
+        ? { name, message, stack: clipStack(fields.stack), ...code }
+        : { name, message, ...code }
     }
   }
   return { name: 'Error', message: clip(render(dumped), MAX_MESSAGE_CHARS) }
@@ -102,7 +105,11 @@ export function classifyFailure(failure: GuestFailure, limits: Limits, capHit: b
   }
   // An allocation bigger than the whole cap is refused before the memory grows.
   if (message === 'out of memory' && name === 'InternalError') return memoryLimitError(limits)
-  return failure.stack === undefined
-    ? { code: 'ERR_GEARBOX_GUEST', message, guestName: name }
-    : { code: 'ERR_GEARBOX_GUEST', message, guestName: name, guestStack: failure.stack }
+  return {
+    code: 'ERR_GEARBOX_GUEST',
+    message,
+    guestName: name,
+    ...(failure.stack === undefined ? {} : { guestStack: failure.stack }),
+    ...(failure.code === undefined ? {} : { guestCode: failure.code }),
+  }
 }

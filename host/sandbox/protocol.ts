@@ -76,13 +76,14 @@ export interface WireError {
   readonly message: string
   readonly guestName?: string
   readonly guestStack?: string
+  readonly guestCode?: string
 }
 
 /** Builds the coded error a worker reported. Unknown codes become {@link SandboxError}. */
 export function errorFromWire(error: WireError): GearboxError {
   switch (error.code) {
     case 'ERR_GEARBOX_GUEST':
-      return new GuestError(error.guestName ?? 'Error', error.message, error.guestStack)
+      return new GuestError(error.guestName ?? 'Error', error.message, error.guestStack, error.guestCode)
     case 'ERR_GEARBOX_MEMORY_LIMIT':
       return new MemoryLimitError(error.message)
     case 'ERR_GEARBOX_CPU_LIMIT':

@@ -134,6 +134,19 @@ t('an uncaught GearsError fails the execution with a GuestError', async () => {
   }
 })
 
+t('an uncaught coded GearsError keeps its host code as guestCode', async () => {
+  try {
+    await box().gearbox.execute(`execute('FLUSHALL')`)
+    assert.unreachable('the script should have failed')
+  } catch (error) {
+    assert.instance(error, GuestError)
+    const e = error as GuestError
+    assert.is(e.code, 'ERR_GEARBOX_GUEST')
+    assert.is(e.guestCode, 'ERR_GEARBOX_COMMAND_DENIED')
+    assert.match(e.message, 'FLUSHALL')
+  }
+})
+
 t('the reply of a top-level-only script is OK', async () => {
   assert.is(await box().gearbox.execute(`execute('SET', 'x', 1)`), 'OK')
   assert.is(await client().get('x'), '1')
