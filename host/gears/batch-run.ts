@@ -1,0 +1,469 @@
+/**
+ * One run() from start to end, on the host side.
+ *
+ * The script's first execution (the initiator) runs the top level. The guest's run() only records
+ * the flow; after the top level the prelude sends `gears.start` with the plan (no functions: steps
+ * as data, and the routes between stages). Then:
+ *
+ * - **In place** (standalone Redis, `async_local`, or a one-master cluster): the plan runs right
+ *   there, in the initiator's interpreter, over the current shard: `gears.read` hands it reader
+ *   batches, `gears.emit` takes back results and error texts. No re-evaluation.
+ * - **Distributed** (a cluster, mode `async`): the plan is cut into stages at the steps that move
+ *   records between shards (collect, repartition, groupby). Stage k runs as one sandbox execution
+ *   per shard, in parallel on the worker pool; each evaluates the script again with its top-level
+ *   host calls replayed from the initiator's recording (runtime/replay.ts: no side effect twice),
+ *   then runs its stage. Stage 0 reads that shard; a stage's output is routed on the host (by key
+ *   slot, or to the initiator shard) into the next stage's input; the last stage's output is the
+ *   results.
+ */
+import { shardOwningSlot } from '../cluster/topology.js'
+import { keySlot } from '../cluster/slots.js'
+import { AbortedError, GearboxError, RedisReplyError } from '../errors.js'
+import { GUEST_JS } from '../generated/guest-js.js'
+import type { RedisBackend, ShardInfo } from '../redis/types.js'
+import { createHostHandler, type RuntimeHostHandler } from '../runtime/handler.js'
+import { GuestFacingError } from '../runtime/guest-facing-error.js'
+import type { GearsLogger } from '../runtime/logger.js'
+import { TopLevelRecording, type TopLevelMode } from '../runtime/replay.js'
+import { decodeWire, replyCodedError, replyGearsError, replyValue, type WireValue } from '../runtime/wire.js'
+import type { ExecutionHandle, ExecutionJob, Limits } from '../sandbox/types.js'
+import type { ExecutionStarter } from './session.js'
+import type { Execution, ExecutionRegistry } from './executions.js'
+import { parseRunDescription, samePlan, type RunDescription, type StageRoute } from './plan.js'
+import { openReader, parseReaderOpen, prefetching, type BatchSource, type ReaderContext } from './readers.js'
+
+/** Default records per reader batch (SCAN COUNT, XRANGE COUNT, generator batches, emits). */
+export const DEFAULT_BATCH_SIZE = 1000
+
+/** What runs need from their Gearbox. */
+export interface GearsHost {
+  readonly pool: ExecutionStarter
+  readonly backend: RedisBackend
+  readonly registry: ExecutionRegistry
+  readonly logger: GearsLogger
+  readonly config: Readonly<Record<string, string>>
+  readonly atomicRetries: number
+  /** Records per reader batch. Default {@link DEFAULT_BATCH_SIZE}. */
+  readonly batchSize?: number
+  /** Let KeysReader/KeysOnlyReader read pages with a script inside Redis (readers.ts PAGE_SCRIPT). Default true. */
+  readonly serverSideReads?: boolean
+}
+
+export interface GearsRunOptions {
+  /** The script (re-evaluated by distributed stages). */
+  readonly source: string
+  readonly limits: Limits
+  /** Measure per-step durations. Default: the `ProfileExecutions` config value is `1`. */
+  readonly profile?: boolean
+  /** The caller's own top-level recording or replay; default: a recording of its own in cluster mode. */
+  readonly topLevel?: TopLevelMode
+}
+
+/** How a script execution ended, seen from the gears layer. */
+export type RunSettlement =
+  | { readonly kind: 'no-run'; readonly result: string }
+  | { readonly kind: 'run'; readonly execution: Execution }
+
+/** A case-insensitive read of a RedisGears core setting from the `config` option. */
+export function coreSetting(config: Readonly<Record<string, string>>, name: string): string | undefined {
+  const wanted = name.toLowerCase()
+  for (const key of Object.keys(config)) if (key.toLowerCase() === wanted) return config[key]
+  return undefined
+}
+
+/** The text an execution-level failure leaves in the errors list: the message, which names the option to change. */
+function failureText(error: unknown): string {
+  if (error instanceof Error) return error.message
+  return String(error)
+}
+
+/** How long the guest lets one gears.emit payload get (characters; UTF-8 takes up to 3 bytes each). */
+function emitChars(limits: Limits): number {
+  return Math.max(1024, Math.floor(limits.maxReplyBytes / 4))
+}
+
+function parsePayload(payload: string): WireValue {
+  try {
+    return payload.includes('\\u0000') ? decodeWire(payload) : (JSON.parse(payload) as WireValue)
+  } catch {
+    throw new GuestFacingError('gears: malformed payload')
+  }
+}
+
+function field(value: WireValue, name: string): WireValue | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array) return undefined
+  return (value as { readonly [key: string]: WireValue })[name]
+}
+
+/** Encodes a thrown error as a guest reply; errors that are not the guest's business fail the execution. */
+function errorReply(error: unknown): string {
+  if (error instanceof GuestFacingError || error instanceof RedisReplyError) return replyGearsError(error.message)
+  if (error instanceof GearboxError) return replyCodedError(error.code, error.message)
+  throw error
+}
+
+async function answer(fn: () => Promise<string> | string): Promise<string> {
+  try {
+    return await fn()
+  } catch (error) {
+    return errorReply(error)
+  }
+}
+
+interface EmitPayload {
+  readonly records: readonly WireValue[]
+  readonly errors: readonly string[]
+  readonly done: boolean
+  readonly profile: WireValue | undefined
+}
+
+function parseEmit(payload: string): EmitPayload {
+  const value = parsePayload(payload)
+  const records = field(value, 'r')
+  const errors = field(value, 'e')
+  if (!Array.isArray(records) || !Array.isArray(errors)) throw new GuestFacingError('gears.emit: malformed payload')
+  return {
+    records: records as readonly WireValue[],
+    errors: (errors as readonly WireValue[]).map((e) => (typeof e === 'string' ? e : String(e))),
+    done: field(value, 'done') === true,
+    profile: field(value, 'profile'),
+  }
+}
+
+function addProfile(execution: Execution, profile: WireValue | undefined): void {
+  const steps = field(profile ?? null, 'steps')
+  execution.addProfile(Array.isArray(steps) ? (steps as readonly unknown[]) : [], field(profile ?? null, 'readMs'))
+}
+
+/** Adds gears ops in front of a runtime handler (they are all live calls made after the top level). */
+function withOps(inner: RuntimeHostHandler, ops: Readonly<Record<string, (payload: string) => Promise<string> | string>>): RuntimeHostHandler {
+  return {
+    call(op, payload, mode) {
+      const own = Object.prototype.hasOwnProperty.call(ops, op) ? ops[op] : undefined
+      return own === undefined ? inner.call(op, payload, mode) : answer(() => own(payload))
+    },
+    dispose: () => inner.dispose(),
+  }
+}
+
+/** The host side of one script execution that may call run(). */
+export class GearsRun {
+  readonly #host: GearsHost
+  readonly #options: GearsRunOptions
+  readonly #batchSize: number
+  readonly #recording: TopLevelRecording | undefined
+  #initiator: ExecutionHandle | undefined
+  #execution: Execution | undefined
+  #source: BatchSource | undefined
+  #shard: ShardInfo | undefined
+  #resolveStarted!: (execution: Execution) => void
+  readonly #started: Promise<Execution>
+
+  constructor(host: GearsHost, options: GearsRunOptions) {
+    this.#host = host
+    this.#options = options
+    this.#batchSize = host.batchSize ?? DEFAULT_BATCH_SIZE
+    // Distributed stages re-evaluate the script: record its top level (only a cluster needs it).
+    const given = options.topLevel
+    if (given !== undefined) this.#recording = given.mode === 'record' ? given.recording : undefined
+    else this.#recording = host.backend.mode === 'cluster' ? new TopLevelRecording() : undefined
+    this.#started = new Promise((resolve) => (this.#resolveStarted = resolve))
+  }
+
+  /** Pass to the initiator's host handler: records the top level when a cluster may need to replay it. */
+  get topLevel(): TopLevelMode | undefined {
+    if (this.#options.topLevel !== undefined) return this.#options.topLevel
+    return this.#recording === undefined ? undefined : { mode: 'record', recording: this.#recording }
+  }
+
+  /** The execution, once the script's run() started one. */
+  get execution(): Execution | undefined {
+    return this.#execution
+  }
+
+  /** The initiator's handler: the runtime's, plus gears.start / gears.read / gears.emit. */
+  wrap(inner: RuntimeHostHandler): RuntimeHostHandler {
+    return withOps(inner, {
+      'gears.start': (payload) => this.#start(payload),
+      'gears.read': (payload) => this.#readInPlace(payload),
+      'gears.emit': (payload) => this.#emitInPlace(payload),
+    })
+  }
+
+  /**
+   * Follows the initiator's sandbox execution: resolves when the script finished without run()
+   * (with the entry's result), or when run() started an execution (the execution may still run;
+   * its end is `execution.whenDone()`). Rejects when the script failed before run() started.
+   */
+  settle(handle: ExecutionHandle): Promise<RunSettlement> {
+    this.#initiator = handle
+    const ended = handle.result.then(
+      (result) => ({ ok: true as const, result }),
+      (error: unknown) => ({ ok: false as const, error }),
+    )
+    // An in-place execution ends with the initiator.
+    void ended.then((end) => {
+      const execution = this.#execution
+      this.#source?.close()
+      if (execution === undefined || execution.finished) return
+      if (!this.#inPlace) return
+      execution.untrack(handle)
+      if (!end.ok && !execution.stopped) execution.errors.push(failureText(end.error))
+      execution.shardsCompleted = 1
+      execution.finish()
+    })
+    return Promise.race([
+      this.#started.then((execution): RunSettlement => ({ kind: 'run', execution })),
+      ended.then((end): RunSettlement | Promise<RunSettlement> => {
+        if (this.#execution !== undefined) return { kind: 'run', execution: this.#execution }
+        if (!end.ok) throw end.error
+        return { kind: 'no-run', result: end.result }
+      }),
+    ])
+  }
+
+  get #inPlace(): boolean {
+    return this.#shard !== undefined
+  }
+
+  async #start(payload: string): Promise<string> {
+    if (this.#execution !== undefined) throw new GuestFacingError('Can not run more then 1 executions in a single script')
+    const plan = parseRunDescription(parsePayload(payload))
+    const { backend, registry, config } = this.#host
+    const shards = await backend.shards()
+    const current = await backend.currentShard()
+    const inPlace = backend.mode === 'standalone' || plan.mode === 'async_local' || shards.length <= 1
+    const profile = this.#options.profile ?? coreSetting(config, 'ProfileExecutions') === '1'
+    const execution = registry.create(current.id, plan, profile)
+    this.#execution = execution
+    if (inPlace) {
+      this.#shard = current
+      if (this.#initiator !== undefined) execution.track(this.#initiator)
+    } else {
+      execution.shardsReceived = shards.length
+      void this.#distribute(execution, plan, shards, current)
+    }
+    this.#resolveStarted(execution)
+    return replyValue({ id: execution.id, inPlace, profile, batchSize: this.#batchSize, emitChars: emitChars(this.#options.limits) })
+  }
+
+  async #readInPlace(payload: string): Promise<string> {
+    const execution = this.#requireExecution()
+    const shard = this.#shard
+    if (shard === undefined) throw new GuestFacingError('gears.read: this execution does not read (its stages do)')
+    const open = field(parsePayload(payload), 'open')
+    if (open !== undefined) {
+      if (this.#source !== undefined) throw new GuestFacingError('gears.read: the reader is already open')
+      this.#source = prefetching(
+        openReader(parseReaderOpen(open), this.#readerContext(shard), this.#host.backend.mode === 'standalone'),
+      )
+    }
+    return readBatch(this.#source, execution)
+  }
+
+  #emitInPlace(payload: string): string {
+    const execution = this.#requireExecution()
+    if (!execution.addResultBytes(payload.length, this.#options.limits.maxReplyBytes)) return 'vnull'
+    const emit = parseEmit(payload)
+    for (const r of emit.records) execution.results.push(r)
+    for (const e of emit.errors) execution.errors.push(e)
+    if (emit.done) addProfile(execution, emit.profile)
+    return 'vnull'
+  }
+
+  #readerContext(shard: ShardInfo): ReaderContext {
+    return {
+      backend: this.#host.backend,
+      shard,
+      batchSize: this.#batchSize,
+      ...(this.#host.serverSideReads === undefined ? {} : { serverSideReads: this.#host.serverSideReads }),
+    }
+  }
+
+  #requireExecution(): Execution {
+    if (this.#execution === undefined) throw new GuestFacingError('gears: no run() was started')
+    return this.#execution
+  }
+
+  async #distribute(execution: Execution, plan: RunDescription, shards: readonly ShardInfo[], initiator: ShardInfo): Promise<void> {
+    try {
+      const stageCount = plan.routes.length + 1
+      let inputs = new Map<string, WireValue[]>()
+      for (let stage = 0; stage < stageCount && !execution.stopped; stage++) {
+        const outputs = new Map<string, WireValue[]>()
+        const targets = stage === 0 ? shards : shards.filter((s) => (inputs.get(s.id)?.length ?? 0) > 0)
+        const route = plan.routes[stage]
+        await Promise.all(
+          targets.map((shard) =>
+            this.#runStage({
+              execution,
+              plan,
+              stage,
+              shard,
+              shards,
+              initiator,
+              route,
+              input: stage === 0 ? undefined : (inputs.get(shard.id) ?? []),
+              outputs,
+            }),
+          ),
+        )
+        inputs = outputs
+      }
+      execution.shardsCompleted = shards.length
+    } catch (error) {
+      if (!execution.stopped) execution.errors.push(failureText(error))
+    } finally {
+      execution.finish()
+    }
+  }
+
+  async #runStage(s: StageSpec): Promise<void> {
+    const { host, recording } = { host: this.#host, recording: this.#recording }
+    if (recording === undefined) throw new GuestFacingError('gears: this execution replays a top level, it cannot start a distributed run')
+    const inner = createHostHandler({
+      backend: host.backend,
+      logger: host.logger,
+      config: host.config,
+      atomicRetries: host.atomicRetries,
+      shard: s.shard,
+      topLevel: { mode: 'replay', recording },
+    })
+    const stage = new StageIO(s, this.#readerContext(s.shard), this.#options.limits)
+    const handler = withOps(inner, {
+      'gears.stage': (payload) => stage.describe(payload),
+      'gears.read': (payload) => stage.read(payload),
+      'gears.emit': (payload) => stage.emit(payload),
+    })
+    const job: ExecutionJob = {
+      engine: 'quickjs',
+      scripts: [...GUEST_JS, { name: 'script.js', code: this.#options.source }],
+      preload: GUEST_JS.length,
+      entry: `__gearbox_gears_stage(${s.stage})`,
+      limits: this.#options.limits,
+    }
+    let handle: ExecutionHandle | undefined
+    try {
+      handle = host.pool.start(job, handler)
+      s.execution.track(handle)
+      await handle.result
+    } catch (error) {
+      if (!(error instanceof AbortedError && s.execution.stopped)) {
+        s.execution.errors.push(`shard ${s.shard.id} stage ${s.stage}: ${failureText(error)}`)
+      }
+    } finally {
+      if (handle !== undefined) s.execution.untrack(handle)
+      stage.close()
+      await handler.dispose()
+    }
+  }
+}
+
+async function readBatch(source: BatchSource | undefined, execution: Execution): Promise<string> {
+  if (source === undefined) throw new GuestFacingError('gears.read: the reader was not opened')
+  // A reader's Redis error reaches the guest as a GearsError: the engine records it as an error
+  // and stops reading (RedisGears' error entry, e.g. a bad stream id).
+  const batch = await source.next()
+  if (batch === null) return 'vnull'
+  execution.recordsRead += batch.count
+  return batch.reply
+}
+
+interface StageSpec {
+  readonly execution: Execution
+  readonly plan: RunDescription
+  readonly stage: number
+  readonly shard: ShardInfo
+  readonly shards: readonly ShardInfo[]
+  readonly initiator: ShardInfo
+  /** Where this stage's output goes; undefined for the last stage (the results). */
+  readonly route: StageRoute | undefined
+  /** The records routed to this shard by the previous stage; undefined for stage 0 (it reads). */
+  readonly input: WireValue[] | undefined
+  readonly outputs: Map<string, WireValue[]>
+}
+
+/** The gears ops of one stage execution on one shard. */
+class StageIO {
+  #source: BatchSource | undefined
+  #inputAt = 0
+
+  constructor(
+    private readonly s: StageSpec,
+    private readonly readers: ReaderContext,
+    private readonly limits: Limits,
+  ) {}
+
+  describe(payload: string): string {
+    const value = parsePayload(payload)
+    const stage = field(value, 'stage')
+    const steps = field(value, 'steps')
+    const routes = field(value, 'routes')
+    if (stage !== this.s.stage || !Array.isArray(steps) || !Array.isArray(routes)) throw new GuestFacingError('gears.stage: malformed payload')
+    const again = parseRunDescription({ reader: this.s.plan.reader, desc: this.s.plan.desc, mode: this.s.plan.mode, steps, routes })
+    if (!samePlan(again, this.s.plan)) {
+      throw new GuestFacingError(
+        'the script built a different flow when evaluated again for a stage: its top level must build the same flow every time (no Math.random() or Date in it)',
+      )
+    }
+    return replyValue({ profile: this.s.execution.profiled, batchSize: this.readers.batchSize, emitChars: emitChars(this.limits) })
+  }
+
+  async read(payload: string): Promise<string> {
+    if (this.s.input === undefined) {
+      const open = field(parsePayload(payload), 'open')
+      if (open !== undefined) {
+        if (this.#source !== undefined) throw new GuestFacingError('gears.read: the reader is already open')
+        this.#source = prefetching(openReader(parseReaderOpen(open), this.readers, false))
+      }
+      return readBatch(this.#source, this.s.execution)
+    }
+    const input = this.s.input
+    if (this.#inputAt >= input.length) return 'vnull'
+    // A batch of big records goes in smaller batches, to stay under limits.maxReplyBytes.
+    let count = Math.min(this.readers.batchSize, input.length - this.#inputAt)
+    let reply = replyValue(input.slice(this.#inputAt, this.#inputAt + count))
+    while (reply.length > emitChars(this.limits) && count > 1) {
+      count = Math.max(1, count >> 1)
+      reply = replyValue(input.slice(this.#inputAt, this.#inputAt + count))
+    }
+    // Release what the guest has taken: a stage's input can be large.
+    for (let i = this.#inputAt; i < this.#inputAt + count; i++) input[i] = null
+    this.#inputAt += count
+    return reply
+  }
+
+  emit(payload: string): string {
+    const { execution, route, outputs } = this.s
+    const emit = parseEmit(payload)
+    for (const e of emit.errors) execution.errors.push(e)
+    if (emit.done) addProfile(execution, emit.profile)
+    if (route === undefined) {
+      if (!execution.addResultBytes(payload.length, this.limits.maxReplyBytes)) return 'vnull'
+      for (const r of emit.records) execution.results.push(r)
+    } else if (route === 'initiator') {
+      push(outputs, this.s.initiator.id, emit.records)
+    } else {
+      for (const pair of emit.records) {
+        const key = Array.isArray(pair) && pair.length === 2 ? (pair as readonly WireValue[])[0] : undefined
+        if (typeof key !== 'string') throw new GuestFacingError('gears.emit: a repartitioned record must be [key, record]')
+        const owner = shardOwningSlot(this.s.shards, keySlot(key)) ?? this.s.initiator
+        push(outputs, owner.id, [pair])
+      }
+    }
+    return 'vnull'
+  }
+
+  close(): void {
+    this.#source?.close()
+  }
+}
+
+function push(outputs: Map<string, WireValue[]>, shardId: string, records: readonly WireValue[]): void {
+  let list = outputs.get(shardId)
+  if (list === undefined) {
+    list = []
+    outputs.set(shardId, list)
+  }
+  for (const r of records) list.push(r)
+}

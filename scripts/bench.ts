@@ -1,0 +1,171 @@
+/**
+ * `npm run bench`: measures gearbox against its anchors in ONE process run and writes
+ * BENCHMARKS.md with the ratios. Redis servers are throwaway, on loopback. Numbers on a shared
+ * 2-core machine are noisy; ratios taken in the same run are the stable part.
+ */
+import { writeFileSync } from 'node:fs'
+import { cpus, loadavg } from 'node:os'
+import { Redis } from 'ioredis'
+import { Gearbox } from '../host/index.js'
+import { startRedisServer } from '../host/platform/redis-server.js'
+import { bareQuickJS, luaGets, rawGets, wesselQuickJS } from './bench/anchors.js'
+import { fmt, summarize, timeEach, type BenchRow } from './bench/stats.js'
+import { benchBatch } from './bench/batch.js'
+
+const quick = process.argv.includes('--quick')
+const N = quick ? 50 : 400
+
+interface Section {
+  readonly title: string
+  readonly rows: readonly BenchRow[]
+  readonly ratios: readonly { readonly name: string; readonly value: number; readonly target: string; readonly met: boolean }[]
+}
+
+async function sectionColdExecution(redisUrl: string): Promise<Section> {
+  const gearbox = await Gearbox.create({ redis: redisUrl, workers: 2 })
+  try {
+    const trivial = async (): Promise<void> => {
+      const r = await gearbox.execute('1 + 1')
+      if (r !== 'OK') throw new Error(`unexpected reply ${String(r)}`)
+    }
+    const bare = await bareQuickJS()
+    const wessel = await wesselQuickJS()
+    // Interleave rounds so machine noise spreads evenly over the three.
+    const g: number[] = []
+    const b: number[] = []
+    const w: number[] = []
+    for (let round = 0; round < 4; round++) {
+      g.push(...(await timeEach(N / 4, 20, trivial)))
+      b.push(...(await timeEach(N / 4, 20, bare)))
+      w.push(...(await timeEach(Math.max(10, N / 20), 3, wessel)))
+    }
+    const gs = summarize(g)
+    const bs = summarize(b)
+    const ws = summarize(w)
+    return {
+      title: 'Cold execution of a trivial function (fresh interpreter each time)',
+      rows: [
+        { name: 'gearbox.execute("1 + 1") (worker pool, full runtime prelude)', value: gs.median, unit: 'ms', note: `p10 ${fmt(gs.p10)} p90 ${fmt(gs.p90)}` },
+        { name: 'bare quickjs-emscripten newRuntime+newContext+evalCode+dispose (main thread)', value: bs.median, unit: 'ms', note: `p10 ${fmt(bs.p10)} p90 ${fmt(bs.p90)}` },
+        { name: '@sebastianwessel/quickjs runSandboxed', value: ws.median, unit: 'ms', note: `p10 ${fmt(ws.p10)} p90 ${fmt(ws.p90)}` },
+      ],
+      ratios: [
+        { name: 'gearbox / bare quickjs-emscripten', value: gs.median / bs.median, target: '≤ 1.5', met: gs.median / bs.median <= 1.5 },
+        { name: '@sebastianwessel/quickjs / gearbox (times faster)', value: ws.median / gs.median, target: '≥ 10', met: ws.median / gs.median >= 10 },
+      ],
+    }
+  } finally {
+    await gearbox.close()
+  }
+}
+
+async function sectionHundredGets(redisUrl: string): Promise<Section> {
+  const redis = new Redis(redisUrl)
+  await redis.set('bench:k', 'value')
+  const gearbox = await Gearbox.create({ redis: redisUrl, workers: 2 })
+  try {
+    const script = "for (let i = 0; i < 100; i++) execute('GET', 'bench:k')"
+    const viaGearbox = async (): Promise<void> => {
+      await gearbox.execute(script)
+    }
+    const raw = rawGets(redis, 'bench:k', 100)
+    const lua = luaGets(redis, 'bench:k', 100)
+    const g: number[] = []
+    const r: number[] = []
+    const l: number[] = []
+    const n = Math.max(10, N / 8)
+    for (let round = 0; round < 4; round++) {
+      g.push(...(await timeEach(n, 5, viaGearbox)))
+      r.push(...(await timeEach(n, 5, raw)))
+      l.push(...(await timeEach(n, 5, lua)))
+    }
+    const gs = summarize(g)
+    const rs = summarize(r)
+    const ls = summarize(l)
+    return {
+      title: 'An execution doing 100 sequential GETs',
+      rows: [
+        { name: 'gearbox execution: 100 × execute("GET") (sync bridge, worker → I/O thread)', value: gs.median, unit: 'ms', note: `p10 ${fmt(gs.p10)} p90 ${fmt(gs.p90)}` },
+        { name: 'raw ioredis: 100 × await redis.get()', value: rs.median, unit: 'ms', note: `p10 ${fmt(rs.p10)} p90 ${fmt(rs.p90)}` },
+        { name: 'Lua EVAL doing the 100 GETs inside Redis (floor, not a target)', value: ls.median, unit: 'ms', note: `p10 ${fmt(ls.p10)} p90 ${fmt(ls.p90)}` },
+      ],
+      ratios: [{ name: 'gearbox / raw ioredis', value: gs.median / rs.median, target: '≤ 1.3', met: gs.median / rs.median <= 1.3 }],
+    }
+  } finally {
+    await gearbox.close()
+    redis.disconnect()
+  }
+}
+
+async function sectionRss(redisUrl: string): Promise<Section> {
+  const settle = async (): Promise<number> => {
+    await new Promise((r) => setTimeout(r, 300))
+    return process.memoryUsage().rss
+  }
+  const measure = async (workers: number): Promise<number> => {
+    const gearbox = await Gearbox.create({ redis: redisUrl, workers })
+    try {
+      // Run enough executions that every worker has built its interpreter modules.
+      await Promise.all(Array.from({ length: workers * 4 }, () => gearbox.execute("execute('PING')")))
+      return await settle()
+    } finally {
+      await gearbox.close()
+    }
+  }
+  const one = await measure(1)
+  const four = await measure(4)
+  const perSandbox = (four - one) / 3
+  return {
+    title: 'Memory per pooled sandbox (worker thread + its QuickJS modules)',
+    rows: [
+      { name: 'process RSS with 1 worker', value: one / 2 ** 20, unit: 'MiB' },
+      { name: 'process RSS with 4 workers', value: four / 2 ** 20, unit: 'MiB' },
+      { name: 'RSS per pooled sandbox ((4 − 1 workers) / 3)', value: perSandbox / 2 ** 20, unit: 'MiB' },
+    ],
+    ratios: [],
+  }
+}
+
+function render(sections: readonly Section[], started: Date, seconds: number): string {
+  const lines: string[] = []
+  lines.push('# Benchmarks', '')
+  lines.push(`Written by \`npm run bench\` on ${started.toISOString()} (${seconds.toFixed(0)} s). Every number below comes from`)
+  lines.push('this one run; ratios compare measurements taken in the same process, interleaved, so machine noise')
+  lines.push('affects both sides. Absolute times move with the load on this shared machine; the ratios are the result.', '')
+  lines.push(`Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, load average at start ${loadavg().map((x) => x.toFixed(2)).join(' ')}.`, '')
+  for (const s of sections) {
+    lines.push(`## ${s.title}`, '', '| measurement | value | unit | spread |', '| --- | ---: | --- | --- |')
+    for (const r of s.rows) lines.push(`| ${r.name} | ${fmt(r.value)} | ${r.unit} | ${r.note ?? ''} |`)
+    if (s.ratios.length) {
+      lines.push('', '| ratio | value | target | met |', '| --- | ---: | --- | --- |')
+      for (const r of s.ratios) lines.push(`| ${r.name} | ${fmt(r.value, 2)} | ${r.target} | ${r.met ? 'yes' : '**no**'} |`)
+    }
+    lines.push('')
+  }
+  return lines.join('\n')
+}
+
+async function main(): Promise<void> {
+  const started = new Date()
+  const t0 = performance.now()
+  const server = await startRedisServer()
+  const sections: Section[] = []
+  try {
+    sections.push(await sectionColdExecution(server.url))
+    console.log('cold execution done')
+    sections.push(await sectionHundredGets(server.url))
+    console.log('100 GETs done')
+    sections.push(await sectionRss(server.url))
+    console.log('RSS done')
+    const batch = await benchBatch({ quick })
+    sections.push(...batch)
+    console.log('batch done')
+  } finally {
+    await server.stop()
+  }
+  const md = render(sections, started, (performance.now() - t0) / 1000)
+  writeFileSync(new URL('../../BENCHMARKS.md', import.meta.url), md)
+  console.log(md)
+}
+
+await main()
