@@ -12,11 +12,20 @@
 export {
   Gearbox,
   type ExecuteOptions,
+  type Executions,
   type GearboxOptions,
   type GuestLanguage,
   type RedisTarget,
 } from './gearbox.js'
 export type { ExecuteReply } from './gears/session.js'
+export {
+  DEFAULT_MAX_EXECUTIONS,
+  type ExecutionInfo,
+  type ExecutionResults,
+  type ExecutionStatus,
+  type ExecutionSummary,
+  type StepInfo,
+} from './gears/executions.js'
 export { consoleLogger, type GearsLogger, type LogLevel } from './runtime/logger.js'
 export { DEFAULT_ATOMIC_RETRIES } from './runtime/handler.js'
 export { DEFAULT_LIMITS, MAX_STACK_BYTES, resolveLimits } from './sandbox/limits.js'

@@ -293,6 +293,10 @@
     setOutcomeProvider(fn) {
       outcomeProvider = fn
     },
+    /** Whether a later prelude file registered an outcome (a run() happened at top level). */
+    hasOutcomeProvider() {
+      return outcomeProvider !== null
+    },
     outcome() {
       return outcomeProvider === null ? { kind: 'ok' } : outcomeProvider()
     },

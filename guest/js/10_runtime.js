@@ -235,10 +235,17 @@
 
   // ---- the entry point of a script execution ------------------------------------------------------
   // Waits for the runCoroutine work the top level started, tells the host the top level is done
-  // (the replay facility needs the boundary), then reports the outcome as wire JSON.
-  G.defineEntry('__gearbox_main', async function __gearbox_main() {
+  // (the replay facility needs the boundary), then reports the outcome as wire JSON. Without
+  // pending work and without a run() it answers synchronously: most executions are short, and a
+  // round of promise jobs costs more than they do.
+  async function finishAsync() {
     await drain()
     hostCall('toplevel.done', '[]')
     return G.encodeWire(await G.outcome())
+  }
+  G.defineEntry('__gearbox_main', function __gearbox_main() {
+    if (drained < pending.length || G.hasOutcomeProvider()) return finishAsync()
+    hostCall('toplevel.done', '[]')
+    return G.encodeWire(G.outcome())
   })
 })(globalThis.__gearbox_internals)

@@ -64,13 +64,17 @@ function ping(port: number): Promise<boolean> {
   })
 }
 
-const live = new Set<ChildProcess>()
+/** Servers not stopped yet, with their directories: killed and removed when the process exits. */
+const live = new Map<ChildProcess, string>()
 let exitHookInstalled = false
 function killAllOnExit(): void {
   if (exitHookInstalled) return
   exitHookInstalled = true
   process.once('exit', () => {
-    for (const child of live) child.kill('SIGKILL')
+    for (const [child, dir] of live) {
+      child.kill('SIGKILL')
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 }
 
@@ -89,8 +93,11 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
         '--protected-mode', 'yes', '--loglevel', 'warning', ...(options.args ?? [])],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     )
-    live.add(child)
+    live.set(child, dir)
     killAllOnExit()
+    // A forgotten server must not keep the process alive: the exit hook above cleans it up.
+    child.unref()
+    ;(child.stderr as { unref?: () => void } | null)?.unref?.()
     let exited = false
     child.once('exit', () => {
       exited = true

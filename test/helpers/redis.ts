@@ -38,9 +38,8 @@ export function sharedCluster(): Promise<TestCluster> {
     } else {
       const c = await startRedisCluster()
       nodes = [...c.nodes]
+      // Its processes do not keep this process alive; they are killed when it exits.
       stopOwn = () => c.stop()
-      // Stop it when the test file's process is about to exit.
-      process.once('beforeExit', () => void c.stop())
     }
     return {
       nodes,
