@@ -50,7 +50,7 @@ t.after(async () => {
 t('the example against --redis: the reply on stdout, log lines on stderr, data in Redis', async () => {
   const out = await gearbox(['run', HELLO, '--redis', ctx.redis!.url])
   assert.is(out.status, 0, out.stderr)
-  assert.is(out.stdout, 'OK\n')
+  assert.is(out.stdout, '1) 1) "ada: 2 visit(s)"\n   2) "grace: 1 visit(s)"\n   3) "linus: 1 visit(s)"\n2) (empty array)\n')
   assert.equal(out.stderr.trimEnd().split('\n'), [
     'GEARS: ada has visited 2 time(s)',
     'GEARS: grace has visited 1 time(s)',
