@@ -235,17 +235,17 @@
 
   // ---- the entry point of a script execution ------------------------------------------------------
   // Waits for the runCoroutine work the top level started, tells the host the top level is done
-  // (the replay facility needs the boundary), then reports the outcome as wire JSON. Without
-  // pending work and without a run() it answers synchronously: most executions are short, and a
-  // round of promise jobs costs more than they do.
-  async function finishAsync() {
+  // (the replay facility needs that boundary; a host that records nothing passes boundary=false),
+  // then reports the outcome as wire JSON. Without pending work and without a run() it answers
+  // synchronously: most executions are short, and a round of promise jobs costs more than they do.
+  async function finishAsync(boundary) {
     await drain()
-    hostCall('toplevel.done', '[]')
+    if (boundary) hostCall('toplevel.done', '[]')
     return G.encodeWire(await G.outcome())
   }
-  G.defineEntry('__gearbox_main', function __gearbox_main() {
-    if (drained < pending.length || G.hasOutcomeProvider()) return finishAsync()
-    hostCall('toplevel.done', '[]')
+  G.defineEntry('__gearbox_main', function __gearbox_main(boundary = true) {
+    if (drained < pending.length || G.hasOutcomeProvider()) return finishAsync(boundary)
+    if (boundary) hostCall('toplevel.done', '[]')
     return G.encodeWire(G.outcome())
   })
 })(globalThis.__gearbox_internals)

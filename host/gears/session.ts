@@ -75,17 +75,23 @@ export interface ExecuteScriptOptions {
   readonly profile?: boolean
 }
 
-/** The expression the sandbox evaluates after the scripts: the prelude's entry function. */
-export const SCRIPT_ENTRY = '__gearbox_main()'
+/**
+ * The expression the sandbox evaluates after the scripts: the prelude's entry function. With
+ * `boundary` false it does not report the end of the top level to the host (a host call saved):
+ * only a handler recording the top level for replays needs it.
+ */
+export function scriptEntry(boundary = true): string {
+  return boundary ? '__gearbox_main()' : '__gearbox_main(false)'
+}
 
 /** The sandbox job for `source`: the JS prelude, then the script as `script.js`. */
-export function scriptJob(source: string, limits: Limits): ExecutionJob {
+export function scriptJob(source: string, limits: Limits, boundary = true): ExecutionJob {
   return {
     engine: 'quickjs',
     scripts: [...GUEST_JS, { name: 'script.js', code: source }],
     // The prelude is trusted and deterministic: workers evaluate it once and snapshot it.
     preload: GUEST_JS.length,
-    entry: SCRIPT_ENTRY,
+    entry: scriptEntry(boundary),
     limits,
   }
 }
@@ -119,7 +125,7 @@ export async function executeScript(deps: SessionDeps, source: string, options: 
       ...(options.ops === undefined ? {} : { ops: options.ops }),
     }),
   )
-  const handle = deps.pool.start(scriptJob(source, options.limits), handler)
+  const handle = deps.pool.start(scriptJob(source, options.limits, topLevel !== undefined), handler)
   // An unblocking run() outlives this call: the handler is released when the sandbox execution ends.
   const disposed = handle.result.then(
     () => handler.dispose(),
