@@ -166,3 +166,14 @@ export class ExecutionRunningError extends GearboxError {
     super('ERR_GEARBOX_EXECUTION_RUNNING', message)
   }
 }
+
+/**
+ * A distributed run() needs to replay the script's top level on every shard, but the top level
+ * made more host calls (or moved more text through them) than the recording keeps
+ * (runtime/replay.ts TOP_LEVEL_RECORDING_MAX_CALLS / TOP_LEVEL_RECORDING_MAX_CHARS).
+ */
+export class TopLevelRecordingLimitError extends GearboxError {
+  constructor(message: string) {
+    super('ERR_GEARBOX_TOP_LEVEL_RECORDING_LIMIT', message)
+  }
+}

@@ -28,6 +28,7 @@ export {
 } from './gears/executions.js'
 export { consoleLogger, type GearsLogger, type LogLevel } from './runtime/logger.js'
 export { DEFAULT_ATOMIC_RETRIES } from './runtime/handler.js'
+export { TOP_LEVEL_RECORDING_MAX_CALLS, TOP_LEVEL_RECORDING_MAX_CHARS } from './runtime/replay.js'
 export { DEFAULT_LIMITS, MAX_STACK_BYTES, resolveLimits } from './sandbox/limits.js'
 export type { Limits } from './sandbox/types.js'
 export type { SandboxPlatform } from './sandbox/platform.js'
@@ -59,6 +60,7 @@ export {
   ReplyLimitError,
   SandboxError,
   StackLimitError,
+  TopLevelRecordingLimitError,
   UnexpectedReplyError,
   WallLimitError,
 } from './errors.js'

@@ -15,16 +15,20 @@
  *   then runs its stage. Stage 0 reads that shard; a stage's output is routed on the host (by key
  *   slot, or to the initiator shard) into the next stage's input; the last stage's output is the
  *   results.
+ *
+ * Host memory: the results, and the records one stage hands to the next, are each capped by
+ * `limits.maxReplyBytes` (counted on the emitted record text); the initiator's top-level
+ * recording by runtime/replay.ts's caps (a distributed run cannot start when it overflowed).
  */
 import { shardOwningSlot } from '../cluster/topology.js'
 import { keySlot } from '../cluster/slots.js'
-import { AbortedError, GearboxError, RedisReplyError } from '../errors.js'
+import { AbortedError, GearboxError, RedisReplyError, TopLevelRecordingLimitError } from '../errors.js'
 import { GUEST_JS } from '../generated/guest-js.js'
 import type { RedisBackend, ShardInfo } from '../redis/types.js'
 import { createHostHandler, type RuntimeHostHandler } from '../runtime/handler.js'
 import { GuestFacingError } from '../runtime/guest-facing-error.js'
 import type { GearsLogger } from '../runtime/logger.js'
-import { TopLevelRecording, type TopLevelMode } from '../runtime/replay.js'
+import { TopLevelRecording, topLevelRecordingLimitMessage, type TopLevelMode } from '../runtime/replay.js'
 import { decodeWire, replyCodedError, replyGearsError, replyValue, type WireValue } from '../runtime/wire.js'
 import type { ExecutionHandle, ExecutionJob, Limits } from '../sandbox/types.js'
 import type { ExecutionStarter } from './session.js'
@@ -233,6 +237,9 @@ export class GearsRun {
     const shards = await backend.shards()
     const current = await backend.currentShard()
     const inPlace = backend.mode === 'standalone' || plan.mode === 'async_local' || shards.length <= 1
+    // The stages would replay the top level: fail now rather than on every shard.
+    const overflow = this.#recording?.overflow
+    if (!inPlace && overflow !== undefined) throw new TopLevelRecordingLimitError(topLevelRecordingLimitMessage(overflow))
     const profile = this.#options.profile ?? coreSetting(config, 'ProfileExecutions') === '1'
     const execution = registry.create(current.id, plan, profile)
     this.#execution = execution
@@ -290,7 +297,7 @@ export class GearsRun {
       const stageCount = plan.routes.length + 1
       let inputs = new Map<string, WireValue[]>()
       for (let stage = 0; stage < stageCount && !execution.stopped; stage++) {
-        const outputs = new Map<string, WireValue[]>()
+        const outputs = new StageOutputs(execution, this.#options.limits.maxReplyBytes)
         const targets = stage === 0 ? shards : shards.filter((s) => (inputs.get(s.id)?.length ?? 0) > 0)
         const route = plan.routes[stage]
         await Promise.all(
@@ -308,7 +315,7 @@ export class GearsRun {
             }),
           ),
         )
-        inputs = outputs
+        inputs = outputs.byShard
       }
       execution.shardsCompleted = shards.length
     } catch (error) {
@@ -380,7 +387,47 @@ interface StageSpec {
   readonly route: StageRoute | undefined
   /** The records routed to this shard by the previous stage; undefined for stage 0 (it reads). */
   readonly input: WireValue[] | undefined
-  readonly outputs: Map<string, WireValue[]>
+  readonly outputs: StageOutputs
+}
+
+/**
+ * The records one stage hands to the next, by target shard. They wait in host memory until the
+ * next stage reads them, so their emitted text is capped by `limits.maxReplyBytes`, as the results are.
+ */
+class StageOutputs {
+  readonly byShard = new Map<string, WireValue[]>()
+  #chars = 0
+
+  constructor(
+    private readonly execution: Execution,
+    private readonly maxBytes: number,
+  ) {}
+
+  /**
+   * Counts an emit of `chars` characters of record text.
+   * @returns false when the run is stopped: already, or now because the stage's output went over
+   *   the cap (what was buffered is dropped).
+   */
+  admit(chars: number): boolean {
+    if (this.execution.stopped) return false
+    this.#chars += chars
+    if (this.#chars <= this.maxBytes) return true
+    this.byShard.clear()
+    this.execution.stop(
+      `the records moving between stages exceeded limits.maxReplyBytes (${this.maxBytes} bytes): raise it, or reduce ` +
+        'the records before collect/repartition/groupby (filter, smaller records, localgroupby, aggregate)',
+    )
+    return false
+  }
+
+  push(shardId: string, records: readonly WireValue[]): void {
+    let list = this.byShard.get(shardId)
+    if (list === undefined) {
+      list = []
+      this.byShard.set(shardId, list)
+    }
+    for (const r of records) list.push(r)
+  }
 }
 
 /** The gears ops of one stage execution on one shard. */
@@ -441,14 +488,16 @@ class StageIO {
     if (route === undefined) {
       if (!execution.addResultBytes(payload.length, this.limits.maxReplyBytes)) return 'vnull'
       for (const r of emit.records) execution.results.push(r)
+    } else if (!outputs.admit(payload.length)) {
+      return 'vnull'
     } else if (route === 'initiator') {
-      push(outputs, this.s.initiator.id, emit.records)
+      outputs.push(this.s.initiator.id, emit.records)
     } else {
       for (const pair of emit.records) {
         const key = Array.isArray(pair) && pair.length === 2 ? (pair as readonly WireValue[])[0] : undefined
         if (typeof key !== 'string') throw new GuestFacingError('gears.emit: a repartitioned record must be [key, record]')
         const owner = shardOwningSlot(this.s.shards, keySlot(key)) ?? this.s.initiator
-        push(outputs, owner.id, [pair])
+        outputs.push(owner.id, [pair])
       }
     }
     return 'vnull'
@@ -457,13 +506,4 @@ class StageIO {
   close(): void {
     this.#source?.close()
   }
-}
-
-function push(outputs: Map<string, WireValue[]>, shardId: string, records: readonly WireValue[]): void {
-  let list = outputs.get(shardId)
-  if (list === undefined) {
-    list = []
-    outputs.set(shardId, list)
-  }
-  for (const r of records) list.push(r)
 }

@@ -146,6 +146,8 @@ class RuntimeHandler implements RuntimeHostHandler, ExecutionContext {
       return this.#replay.next(op, payload) ?? replyGearsError(divergedCallMessage(op, payload))
     }
     const recording = this.#topLevel.recording
+    // An overflowed recording keeps nothing more (replay.ts): the call just runs.
+    if (recording.overflow !== undefined) return this.#answer(op, payload, mode)
     return this.#answer(op, payload, mode).then((reply) => {
       recording.add({ op, payload, reply })
       return reply

@@ -14,7 +14,24 @@
  *   run did not make, or a `toplevel.done` while recorded calls are left over, means the top level
  *   is not deterministic (Math.random, Date, ...): the guest gets a GearsError saying so.
  * - After `toplevel.done` every host call is live again.
+ *
+ * A recording is held in host memory for as long as the run needs it, so it is bounded: a top
+ * level that makes more than {@link TOP_LEVEL_RECORDING_MAX_CALLS} calls, or moves more than
+ * {@link TOP_LEVEL_RECORDING_MAX_CHARS} of payload and reply text through them, overflows its
+ * recording. The recording then drops what it held and keeps nothing more; the first run goes on
+ * normally (a standalone or in-place run never replays), but the recording cannot be replayed:
+ * a re-evaluation fails with TopLevelRecordingLimitError.
  */
+import { TopLevelRecordingLimitError } from '../errors.js'
+
+/** Most host calls a top-level recording keeps (calls); one more and it overflows. */
+export const TOP_LEVEL_RECORDING_MAX_CALLS = 10_000
+
+/**
+ * Most payload + reply text a top-level recording keeps, in UTF-16 code units (JS string
+ * length; 16 Mi units take 16 to 32 MiB of host memory); more and it overflows.
+ */
+export const TOP_LEVEL_RECORDING_MAX_CHARS = 16 * 1024 * 1024
 
 /** One host call made by a session's top level in its first run. */
 export interface RecordedHostCall {
@@ -24,30 +41,58 @@ export interface RecordedHostCall {
   readonly reply: string
 }
 
+/** Which cap a recording went over. */
+export type TopLevelRecordingOverflow = 'calls' | 'chars'
+
 /** The host calls of a session's top level, filled by the first run and read by re-evaluations. */
 export class TopLevelRecording {
-  readonly #calls: RecordedHostCall[] = []
+  #calls: RecordedHostCall[] = []
+  #chars = 0
+  #overflow: TopLevelRecordingOverflow | undefined
   #complete = false
 
-  /** The recorded calls, in the order their replies were produced. */
+  /** The recorded calls, in the order their replies were produced (none once overflowed). */
   get calls(): readonly RecordedHostCall[] {
     return this.#calls
   }
 
-  /** True once the recorded run reached `toplevel.done` (the recording can be replayed). */
+  /** True once the recorded run reached `toplevel.done`. */
   get complete(): boolean {
     return this.#complete
+  }
+
+  /**
+   * The cap the top level went over ('calls': {@link TOP_LEVEL_RECORDING_MAX_CALLS}, 'chars':
+   * {@link TOP_LEVEL_RECORDING_MAX_CHARS}), or undefined. An overflowed recording holds no calls
+   * and cannot be replayed.
+   */
+  get overflow(): TopLevelRecordingOverflow | undefined {
+    return this.#overflow
   }
 
   /** @internal used by the host handler in record mode. */
   add(call: RecordedHostCall): void {
     if (this.#complete) throw new Error('TopLevelRecording: the recording is already complete')
-    this.#calls.push(call)
+    if (this.#overflow !== undefined) return
+    const chars = this.#chars + call.payload.length + call.reply.length
+    if (this.#calls.length >= TOP_LEVEL_RECORDING_MAX_CALLS) this.#overflowed('calls')
+    else if (chars > TOP_LEVEL_RECORDING_MAX_CHARS) this.#overflowed('chars')
+    else {
+      this.#chars = chars
+      this.#calls.push(call)
+    }
   }
 
   /** @internal used by the host handler in record mode. */
   finish(): void {
     this.#complete = true
+  }
+
+  #overflowed(cap: TopLevelRecordingOverflow): void {
+    this.#overflow = cap
+    // Release the replies now: the run may go on for long with the recording still referenced.
+    this.#calls = []
+    this.#chars = 0
   }
 }
 
@@ -64,7 +109,9 @@ export class ReplayCursor {
   readonly #used: boolean[]
   #firstUnused = 0
 
+  /** @throws TopLevelRecordingLimitError when the recording overflowed (see {@link topLevelRecordingLimitMessage}). */
   constructor(recording: TopLevelRecording) {
+    if (recording.overflow !== undefined) throw new TopLevelRecordingLimitError(topLevelRecordingLimitMessage(recording.overflow))
     if (!recording.complete) {
       throw new Error('TopLevelRecording: cannot replay a recording whose first run did not finish its top level')
     }
@@ -104,5 +151,18 @@ export function missingCallsMessage(count: number): string {
   return (
     `the top level finished without making ${count} host call(s) its first run made: ` +
     'a session top level must make the same calls every time it is evaluated (no Math.random() or Date in them)'
+  )
+}
+
+/** The TopLevelRecordingLimitError text for a recording that went over `cap`. */
+export function topLevelRecordingLimitMessage(cap: TopLevelRecordingOverflow): string {
+  const over =
+    cap === 'calls'
+      ? `more than ${TOP_LEVEL_RECORDING_MAX_CALLS} host calls (TOP_LEVEL_RECORDING_MAX_CALLS)`
+      : `host calls carrying more than ${TOP_LEVEL_RECORDING_MAX_CHARS} characters of payload and reply text (TOP_LEVEL_RECORDING_MAX_CHARS)`
+  return (
+    `the script's top level made ${over}, too many to replay: a distributed run() evaluates the script again on every ` +
+    "shard with the top level's host calls replayed from a recording of them. Make fewer host calls at the top level: " +
+    'move them into the steps of the flow (map, foreach, ...)'
   )
 }

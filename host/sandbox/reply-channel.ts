@@ -18,13 +18,15 @@ import {
   REPLY_STATUS,
   REPLY_STOPPED,
 } from './shared-state.js'
-import { utf8ByteLength } from './utf8.js'
 
 /** How long the worker spins before it parks on `Atomics.wait`. */
 export const SPIN_BEFORE_WAIT_MS = 0.3
 
 /** Initial size of a worker's reply buffer; it grows on demand up to its maximum. */
 export const INITIAL_REPLY_BYTES = 64 * 1024
+
+/** The reply buffer grows in whole steps of this many bytes. */
+const GROW_STEP_BYTES = 64 * 1024
 
 /**
  * A growable SharedArrayBuffer (ES2024; Node ≥ 20, Deno, current browsers). Typed here because
@@ -76,17 +78,24 @@ export class ReplyWriter {
   }
 
   /**
-   * Writes `text` and wakes the worker.
-   * @returns false (and writes nothing) when the text takes more than `maxBytes` UTF-8 bytes.
+   * Writes `text` and wakes the worker. The text is encoded straight into the buffer; when it does
+   * not all fit, the buffer grows (see {@link ReplyWriter.grow}) and the rest is encoded after
+   * what was written, so the text is never measured apart and a later reply of the same size fits
+   * at once.
+   * @returns false (and wakes nobody) when the text takes more than `maxBytes` UTF-8 bytes.
    */
   write(text: string, maxBytes: number): boolean {
-    if (text.length * 3 > this.bytes.length) {
-      if (text.length > maxBytes) return false
-      const needed = utf8ByteLength(text)
-      if (needed > maxBytes) return false
-      if (needed > this.bytes.length) this.grow(needed)
+    // Every UTF-16 unit takes 1 to 3 UTF-8 bytes.
+    if (text.length > maxBytes) return false
+    let { read, written } = encoder.encodeInto(text, this.bytes)
+    while (read < text.length) {
+      // encodeInto stops before the first code point that does not fit: the whole text takes
+      // more bytes than the buffer holds, so a buffer of maxBytes already settles it.
+      if (this.bytes.length >= maxBytes || !this.grow(text.length, maxBytes)) return false
+      const rest = encoder.encodeInto(text.substring(read), this.bytes.subarray(written))
+      read += rest.read
+      written += rest.written
     }
-    const { written } = encoder.encodeInto(text, this.bytes)
     if (written > maxBytes) return false
     this.publish(REPLY_OK, written)
     return true
@@ -97,10 +106,19 @@ export class ReplyWriter {
     this.publish(REPLY_STOPPED, 0)
   }
 
-  private grow(needed: number): void {
-    const page = 64 * 1024
-    const target = Math.min(this.data.maxByteLength, Math.max(needed, 2 * this.data.byteLength))
-    this.data.grow(Math.min(this.data.maxByteLength, Math.ceil(target / page) * page))
+  /**
+   * Grows the buffer to at least twice its size, or to 3 bytes per UTF-16 unit of a `units` long
+   * text (room for any such text), whichever is more; never past `maxBytes` (a larger reply is
+   * refused anyway) nor the buffer's maxByteLength. (`this.bytes` tracks the buffer's length.)
+   * @returns false when it cannot grow.
+   */
+  private grow(units: number, maxBytes: number): boolean {
+    const current = this.data.byteLength
+    const wanted = Math.ceil(Math.max(2 * current, 3 * units) / GROW_STEP_BYTES) * GROW_STEP_BYTES
+    const target = Math.min(wanted, maxBytes, this.data.maxByteLength)
+    if (target <= current) return false
+    this.data.grow(target)
+    return true
   }
 
   private publish(status: number, length: number): void {

@@ -5,13 +5,18 @@
 import { Redis } from 'ioredis'
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import { GuestError } from '../../host/errors.js'
-import { scriptJob } from '../../host/gears/session.js'
+import { GuestError, TopLevelRecordingLimitError } from '../../host/errors.js'
+import { outcomeReply, parseOutcome, scriptJob } from '../../host/gears/session.js'
 import { nodePlatform } from '../../host/platform/node.js'
 import { createRedisBackend } from '../../host/redis/index.js'
 import type { RedisBackend } from '../../host/redis/types.js'
 import { createHostHandler } from '../../host/runtime/handler.js'
-import { TopLevelRecording, type TopLevelMode } from '../../host/runtime/replay.js'
+import {
+  TOP_LEVEL_RECORDING_MAX_CALLS,
+  TOP_LEVEL_RECORDING_MAX_CHARS,
+  TopLevelRecording,
+  type TopLevelMode,
+} from '../../host/runtime/replay.js'
 import { DEFAULT_LIMITS } from '../../host/sandbox/limits.js'
 import { SandboxPool } from '../../host/sandbox/pool.js'
 import { startRedis, type TestRedis } from '../helpers/redis.js'
@@ -50,6 +55,29 @@ async function run(source: string, topLevel: TopLevelMode, after = 'JSON.stringi
   } finally {
     await handler.dispose()
   }
+}
+
+/** Runs `source` as a script (the prelude's entry) in record mode; its RG.PYEXECUTE reply. */
+async function record(source: string, recording: TopLevelRecording): Promise<string> {
+  const handler = createHostHandler({ backend: ctx.backend!, logger: { log: () => {} }, topLevel: { mode: 'record', recording } })
+  try {
+    const outcome = parseOutcome(await ctx.pool!.start(scriptJob(source, DEFAULT_LIMITS), handler).result)
+    return String(outcomeReply(outcome))
+  } finally {
+    await handler.dispose()
+  }
+}
+
+/** What replaying an overflowed recording throws. */
+function replayFailure(recording: TopLevelRecording): TopLevelRecordingLimitError {
+  try {
+    createHostHandler({ backend: ctx.backend!, topLevel: { mode: 'replay', recording } })
+  } catch (error) {
+    assert.instance(error, TopLevelRecordingLimitError)
+    return error as TopLevelRecordingLimitError
+  }
+  assert.unreachable('replaying an overflowed recording did not throw')
+  throw new Error('unreachable')
 }
 
 const COUNTER = `globalThis.observed = [execute('INCR', 'r'), execute('INCR', 'r')]; log('top level ran')`
@@ -116,6 +144,41 @@ t('a recording whose first run did not finish cannot be replayed', async () => {
   assert.not.ok(recording.complete)
   const error = await rejection(async () => createHostHandler({ backend: ctx.backend!, topLevel: { mode: 'replay', recording } }))
   assert.match((error as Error).message, 'cannot replay a recording whose first run did not finish its top level')
+})
+
+t('a top level of exactly TOP_LEVEL_RECORDING_MAX_CALLS calls is kept whole', async () => {
+  const recording = new TopLevelRecording()
+  const reply = await record(`for (let i = 0; i < ${TOP_LEVEL_RECORDING_MAX_CALLS}; i++) execute('INCR', 'calls:fit')`, recording)
+  assert.is(reply, 'OK')
+  assert.is(recording.overflow, undefined)
+  assert.is(recording.calls.length, TOP_LEVEL_RECORDING_MAX_CALLS)
+})
+
+t('a top level beyond TOP_LEVEL_RECORDING_MAX_CALLS runs on; its recording overflows, drops its calls, cannot be replayed', async () => {
+  const recording = new TopLevelRecording()
+  const calls = TOP_LEVEL_RECORDING_MAX_CALLS + 10
+  const reply = await record(`for (let i = 0; i < ${calls}; i++) execute('INCR', 'calls:over'); log('done')`, recording)
+  assert.is(reply, 'OK')
+  assert.is(await client().get('calls:over'), String(calls))
+  assert.ok(recording.complete)
+  assert.is(recording.overflow, 'calls')
+  assert.is(recording.calls.length, 0)
+  const error = replayFailure(recording)
+  assert.is(error.code, 'ERR_GEARBOX_TOP_LEVEL_RECORDING_LIMIT')
+  assert.match(error.message, `more than ${TOP_LEVEL_RECORDING_MAX_CALLS} host calls (TOP_LEVEL_RECORDING_MAX_CALLS)`)
+  assert.match(error.message, 'Make fewer host calls at the top level: move them into the steps of the flow')
+})
+
+t('a top level moving more than TOP_LEVEL_RECORDING_MAX_CHARS of text overflows its recording the same way', async () => {
+  const recording = new TopLevelRecording()
+  const valueChars = 1024 * 1024
+  const calls = Math.ceil(TOP_LEVEL_RECORDING_MAX_CHARS / valueChars) + 1
+  const reply = await record(`const v = 'x'.repeat(${valueChars}); for (let i = 0; i < ${calls}; i++) execute('SET', 'chars:over', v)`, recording)
+  assert.is(reply, 'OK')
+  assert.is(await client().strlen('chars:over'), valueChars)
+  assert.is(recording.overflow, 'chars')
+  assert.is(recording.calls.length, 0)
+  assert.match(replayFailure(recording).message, `more than ${TOP_LEVEL_RECORDING_MAX_CHARS} characters of payload and reply text (TOP_LEVEL_RECORDING_MAX_CHARS)`)
 })
 
 t.run()

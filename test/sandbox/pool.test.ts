@@ -128,6 +128,13 @@ test('sync replies larger than the initial reply buffer', async () => {
   assert.is(multiByte, '100000')
 })
 
+test('a sequence of growing sync replies in one execution, up to exactly limits.maxReplyBytes', async () => {
+  const sizes = [70_000, 150_000, 400_000, SMALL_LIMITS.maxReplyBytes]
+  const entry = `${JSON.stringify(sizes)}.map((n) => { const r = __gearbox_host_call('big', String(n)); return r.length === n && r[n - 1] === 'x' }).join()
+    + '/' + [30000, 90000, 200000].map((n) => __gearbox_host_call('echo', '✓é'.repeat(n)) === '✓é'.repeat(n)).join()`
+  assert.is(await pool.start(job(entry), new FakeHost()).result, 'true,true,true,true/true,true,true')
+})
+
 test('sync host calls answered asynchronously by the handler', async () => {
   const host: HostHandler = { call: (_op, payload) => new Promise((resolve) => setTimeout(() => resolve(`late ${payload}`), 20)) }
   assert.is(await pool.start(job(`__gearbox_host_call('any', 'a') + ',' + __gearbox_host_call('any', 'b')`), host).result, 'late a,late b')
