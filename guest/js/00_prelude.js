@@ -262,6 +262,16 @@
     return PromisePrototypeThen(rawHostStart(op, payload), decodeReply)
   }
 
+  /** Whether `value` has a callable `then` (a throwing getter counts as no). */
+  function isThenable(value) {
+    if (value === null || (typeof value !== 'object' && typeof value !== 'function')) return false
+    try {
+      return typeof value.then === 'function'
+    } catch {
+      return false
+    }
+  }
+
   // ---- state shared by the prelude files ----------------------------------------------------------
   let asyncAllowed = false
   let outcomeProvider = null
@@ -275,6 +285,7 @@
     isFlatError,
     formatError,
     isUint8Array,
+    isThenable,
     encodeArgs,
     encodeWire,
     hostCall,

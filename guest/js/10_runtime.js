@@ -18,20 +18,12 @@
     Set: Set_,
     SetPrototypeHas,
   } = G.primordials
-  const { GearsError, hostCall, hostStart, encodeArgs } = G
+  const { GearsError, hostCall, hostStart, encodeArgs, isThenable } = G
 
   function defineGlobal(name, fn) {
     ObjectDefineProperty(globalThis, name, { value: fn, writable: true, configurable: true })
   }
 
-  function isThenable(value) {
-    if (value === null || (typeof value !== 'object' && typeof value !== 'function')) return false
-    try {
-      return typeof value.then === 'function'
-    } catch {
-      return false
-    }
-  }
 
   // ---- execute / atomic -------------------------------------------------------------------------
   function execute(...argv) {

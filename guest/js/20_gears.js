@@ -53,14 +53,7 @@
   const ObjectGetPrototypeOf = Object.getPrototypeOf
   const ObjectPrototype = Object.prototype
 
-  function isThenable(value) {
-    if (value === null || (typeof value !== 'object' && typeof value !== 'function')) return false
-    try {
-      return typeof value.then === 'function'
-    } catch {
-      return false
-    }
-  }
+  const { isThenable } = G
 
   /** `then` for values that may or may not be promises: keeps the synchronous path synchronous. */
   function after(value, fn) {

@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert'
 import { Gearbox } from '../../host/gearbox.js'
 import { ClosedError, GuestError, InvalidArgumentError } from '../../host/errors.js'
 import { startRedis, type TestRedis } from '../helpers/redis.js'
-import { rejection, TestBox } from './guest-probe.js'
+import { gearsError, rejection, TestBox } from './guest-probe.js'
 
 const ctx: { redis?: TestRedis; box?: TestBox; client?: Redis } = {}
 const box = (): TestBox => ctx.box!
@@ -28,7 +28,6 @@ t.after(async () => {
   await ctx.redis?.stop()
 })
 
-const gearsError = (message: string): object => ({ name: 'GearsError', message, code: undefined, isGearsError: true })
 
 t('configGet reads the config option; built-ins and absent keys are null', async () => {
   assert.equal(await box().value(`return [configGet('TestKey'), configGet('ExecutionThreads'), configGet('maxexecutions'), configGet('nope')]`), [

@@ -3,7 +3,7 @@ import { Redis } from 'ioredis'
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { startRedis, type TestRedis } from '../helpers/redis.js'
-import { TestBox } from './guest-probe.js'
+import { gearsError, TestBox } from './guest-probe.js'
 
 const ctx: { redis?: TestRedis; box?: TestBox; client?: Redis } = {}
 const box = (): TestBox => ctx.box!
@@ -23,7 +23,6 @@ t.after(async () => {
   await ctx.redis?.stop()
 })
 
-const gearsError = (message: string): object => ({ name: 'GearsError', message, code: undefined, isGearsError: true })
 
 t("returns fn's value; writes return 'QUEUED' and are applied at the end; reads return real replies", async () => {
   await client().set('acct', '10')

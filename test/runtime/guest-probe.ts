@@ -124,3 +124,8 @@ export async function rejection(fn: () => Promise<unknown>): Promise<unknown> {
   }
   throw new Error('expected a rejection, the promise resolved')
 }
+
+/** What {@link TestBox.thrown} reports for a plain (uncoded) GearsError with `message`. */
+export function gearsError(message: string): GuestThrown {
+  return { name: 'GearsError', message, code: undefined, isGearsError: true }
+}
