@@ -24,6 +24,8 @@ export interface RedisServerOptions {
   readonly binary?: string
   /** How long to wait for the server to answer PING. Default 10 000 ms. */
   readonly readyTimeoutMs?: number
+  /** A fixed port (e.g. to restart a server where clients expect it). Default: a free one. */
+  readonly port?: number
 }
 
 /** True when a redis-server binary can be run. */
@@ -85,7 +87,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   const deadline = Date.now() + (options.readyTimeoutMs ?? 10_000)
   // A port can be taken between freePort() and bind: retry a few times.
   for (let attempt = 0; ; attempt++) {
-    const port = await freePort()
+    const port = options.port ?? (await freePort())
     const dir = mkdtempSync(join(tmpdir(), 'gearbox-redis-'))
     const child = spawn(
       binary,
@@ -132,6 +134,8 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     child.kill('SIGKILL')
     rmSync(dir, { recursive: true, force: true })
     if (!exited && Date.now() >= deadline) throw new RedisServerStartError(`redis-server on port ${port} did not answer PING in time`)
-    if (attempt >= 3) throw new RedisServerStartError(`redis-server exited at start (tried ${attempt + 1} ports)`)
+    if (attempt >= 3 || options.port !== undefined) {
+      throw new RedisServerStartError(`redis-server exited at start (tried ${attempt + 1} port(s), last ${port})`)
+    }
   }
 }

@@ -3,7 +3,7 @@ import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
 import { ConnectionError } from '../../host/errors.js'
 import { Gearbox } from '../../host/gearbox.js'
-import { freePort } from '../../host/platform/redis-server.js'
+import { freePort, startRedisServer } from '../../host/platform/redis-server.js'
 import { createRedisBackend } from '../../host/redis/index.js'
 import type { RedisBackend } from '../../host/redis/types.js'
 import { startRedis, type TestRedis } from '../helpers/redis.js'
@@ -38,6 +38,36 @@ t('with Redis gone, execute() and atomic() raise GearsError ERR_GEARBOX_CONNECTI
   assert.is(a.code, 'ERR_GEARBOX_CONNECTION')
   // Scripts that do not touch Redis still run.
   assert.is(await box.value(`return 6 * 7`), 42)
+})
+
+t('after a redis-server restart on the same port the bridge reconnects and executions work again', async () => {
+  const server = await startRedisServer()
+  const backend = createRedisBackend(server.url, { connectTimeoutMs: 300 })
+  const box = await TestBox.create({ redis: backend, workers: 1 })
+  let restarted: TestRedis | undefined
+  try {
+    assert.is(await box.value(`execute('SET', 'before', '1'); return execute('GET', 'before')`), '1')
+    await server.stop()
+    const down = await box.thrown(`return execute('GET', 'before')`)
+    assert.is(down.code, 'ERR_GEARBOX_CONNECTION')
+    restarted = await startRedisServer({ port: server.port })
+    // The new server is empty: the value proves the call really reached it.
+    let value: unknown
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const probe = await box.probe(`execute('SET', 'after', 'ok'); return execute('GET', 'after')`)
+      if ('ok' in probe) {
+        value = probe.ok
+        break
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    assert.is(value, 'ok')
+    assert.is(await box.value(`return execute('EXISTS', 'before')`), 0)
+  } finally {
+    await box.close()
+    await backend.close()
+    await restarted?.stop()
+  }
 })
 
 t('Gearbox.create with an unreachable Redis fails with ConnectionError', async () => {
