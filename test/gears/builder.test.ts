@@ -1,23 +1,12 @@
 /** GearsBuilder and run() argument checks: RedisGears 1.2's error texts, raised at the script's top level. */
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import { startRedis, type TestRedis } from '../helpers/redis.js'
-import { GearsBox } from './support.js'
+import { useGearsBox } from './support.js'
 
-const ctx: { redis?: TestRedis; box?: GearsBox } = {}
-const box = (): GearsBox => ctx.box!
 
 const t = suite('gears builder checks')
+const box = useGearsBox(t)
 
-t.before(async () => {
-  ctx.redis = await startRedis()
-  ctx.box = await GearsBox.create({ redis: ctx.redis.url })
-})
-
-t.after(async () => {
-  await ctx.box?.close()
-  await ctx.redis?.stop()
-})
 
 async function fails(script: string, text: string): Promise<void> {
   const error = await box().failure(script)

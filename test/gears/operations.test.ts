@@ -4,11 +4,8 @@
  */
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import { startRedis, type TestRedis } from '../helpers/redis.js'
-import { GearsBox } from './support.js'
+import { useGearsBox } from './support.js'
 
-const ctx: { redis?: TestRedis; box?: GearsBox } = {}
-const box = (): GearsBox => ctx.box!
 
 /** A generator-reader flow over `items` (a JS expression), then `steps`, run with `options`. */
 function flow(items: string, steps: string, options = '{convertToStr: false}'): string {
@@ -16,16 +13,8 @@ function flow(items: string, steps: string, options = '{convertToStr: false}'): 
 }
 
 const t = suite('gears operations')
+const box = useGearsBox(t)
 
-t.before(async () => {
-  ctx.redis = await startRedis()
-  ctx.box = await GearsBox.create({ redis: ctx.redis.url })
-})
-
-t.after(async () => {
-  await ctx.box?.close()
-  await ctx.redis?.stop()
-})
 
 t('map, filter (truthiness), foreach (passes the record on)', async () => {
   assert.equal((await box().raw(flow('[1, 2, 3]', '.map(x => x * 2)'))).results, [2, 4, 6])

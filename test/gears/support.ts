@@ -1,6 +1,8 @@
 /** Shared by the gears tests: a Gearbox against real Redis and ways to run a script's run(). */
+import type { Test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { Gearbox, type GearboxOptions } from '../../host/gearbox.js'
+import { startRedis, type TestRedis } from '../helpers/redis.js'
 import { GearboxError } from '../../host/errors.js'
 import type { WireValue } from '../../host/runtime/wire.js'
 
@@ -50,4 +52,24 @@ export class GearsBox {
 /** Sorts a copy (for results whose order is not specified, e.g. SCAN order). */
 export function sorted<T>(values: readonly T[]): T[] {
   return [...values].sort((a, b) => (JSON.stringify(a) < JSON.stringify(b) ? -1 : JSON.stringify(a) > JSON.stringify(b) ? 1 : 0))
+}
+
+/**
+ * Gives `suite` a throwaway redis-server and a GearsBox on it for its tests (started in `before`,
+ * stopped in `after`); returns an accessor for the box.
+ */
+export function useGearsBox(suite: Test, options: Omit<GearboxOptions, 'redis'> = {}): () => GearsBox {
+  const ctx: { redis?: TestRedis; box?: GearsBox } = {}
+  suite.before(async () => {
+    ctx.redis = await startRedis()
+    ctx.box = await GearsBox.create({ ...options, redis: ctx.redis.url })
+  })
+  suite.after(async () => {
+    await ctx.box?.close()
+    await ctx.redis?.stop()
+  })
+  return () => {
+    if (ctx.box === undefined) throw new Error('useGearsBox: the suite has not started')
+    return ctx.box
+  }
 }
