@@ -8,6 +8,7 @@ import type { WorkerPort } from './platform.js'
 import type { WireError, WireOutcome } from './protocol.js'
 import type { Realm } from './quickjs-engine.js'
 import type { ReplyReader } from './reply-channel.js'
+import type { RequestWriter } from './request-channel.js'
 import { STOP, type InterpreterClock } from './shared-state.js'
 import type { GuestScript, Limits } from './types.js'
 import { exceedsUtf8Bytes } from './utf8.js'
@@ -18,6 +19,8 @@ export interface ExecutionEnv {
   readonly words: Int32Array
   readonly clock: InterpreterClock
   readonly reply: ReplyReader
+  /** Absent when the main side cannot take calls from shared memory: calls are posted. */
+  readonly requests: RequestWriter | undefined
 }
 
 const GLOBAL_EVAL = { type: 'global' } as const
@@ -115,10 +118,10 @@ export class GuestExecution {
   /** `__gearbox_host_call(op, payload)`: blocks until the main thread answers. */
   hostCall(ctx: QuickJSContext, opHandle: QuickJSHandle | undefined, payloadHandle: QuickJSHandle | undefined): QuickJSHandle {
     const { op, payload } = this.readCall(ctx, opHandle, payloadHandle, '__gearbox_host_call')
-    const { clock, reply, port } = this.env
+    const { clock, reply, port, requests } = this.env
     clock.pause()
     reply.arm()
-    port.postMessage({ t: 'call', op, payload })
+    if (requests === undefined || !requests.write(op, payload)) port.postMessage({ t: 'call', op, payload })
     const answer = reply.await()
     clock.resume()
     if (answer === undefined) {

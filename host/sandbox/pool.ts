@@ -171,6 +171,10 @@ export class SandboxPool implements PoolWorkerOwner {
     this.dispatch()
   }
 
+  othersBusy(worker: PoolWorker): boolean {
+    return this.workers.some((other) => other !== worker && other.status === 'busy')
+  }
+
   onGone(worker: PoolWorker, startFailed: boolean, error: Error | undefined): void {
     const index = this.workers.indexOf(worker)
     if (index >= 0) this.workers.splice(index, 1)

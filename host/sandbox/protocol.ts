@@ -37,6 +37,8 @@ export type ToWorkerMessage =
       readonly state: SharedArrayBuffer
       /** Growable buffer the main thread writes sync replies into. */
       readonly replyData: SharedArrayBuffer
+      /** Growable buffer the worker writes sync calls into; absent: calls are posted as messages. */
+      readonly requestData?: SharedArrayBuffer
       /** Memory budget to pre-create the first interpreter for. */
       readonly memoryBytes: number
     }

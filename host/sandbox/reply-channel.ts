@@ -1,6 +1,7 @@
 /**
- * The sync host-call reply channel. The worker posts `{t:'call'}` and blocks; the main thread
- * writes the UTF-8 reply into a growable SharedArrayBuffer, then flips REPLY_SEQ and notifies.
+ * The sync host-call reply channel. The worker sends the call (request-channel.ts, or a `{t:'call'}`
+ * message) and blocks; the main thread writes the UTF-8 reply into a growable SharedArrayBuffer,
+ * then flips REPLY_SEQ and notifies.
  *
  * Waiting: the worker first spins on `Atomics.load` for up to {@link SPIN_BEFORE_WAIT_MS}, and
  * only then parks in `Atomics.wait`. A parked thread costs a futex wake-up plus rescheduling (on

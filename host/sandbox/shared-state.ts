@@ -4,7 +4,10 @@
  */
 
 /** Byte size of the shared state buffer. */
-export const STATE_BYTES = 64
+export const STATE_BYTES = 80
+
+/** Int32 slots at the start of the buffer. */
+const WORD_COUNT = 16
 
 // Int32 slots.
 /** 1 when the main thread wants the current execution stopped (polled by the interrupt handler). */
@@ -18,12 +21,21 @@ export const REPLY_STATUS = 3
 /** Reply channel: UTF-8 byte length of the reply. */
 export const REPLY_LENGTH = 4
 
+/** Request channel: bumped by the worker each time it writes a sync call (see request-channel.ts). */
+export const REQUEST_SEQ = 5
+/** Request channel: UTF-8 byte length of the call's op (the payload follows it). */
+export const REQUEST_OP_BYTES = 6
+/** Request channel: UTF-8 byte length of op and payload together. */
+export const REQUEST_BYTES = 7
+/** Messages the worker has posted so far (the main side counts what it received). */
+export const POSTED = 8
+
 export const REPLY_OK = 0
 /** The execution ended on the main side; the worker must unwind instead of reading a reply. */
 export const REPLY_STOPPED = 1
 
-// Float64 slots (byte offset 32).
-const CLOCK_OFFSET = 32
+// Float64 slots, after the Int32 ones.
+const CLOCK_OFFSET = WORD_COUNT * 4
 /** Interpreter milliseconds accumulated up to the last pause. */
 const CPU_USED = 0
 /** Epoch milliseconds when the running stretch started; 0 while paused. */
@@ -40,7 +52,7 @@ export function nowMs(): number {
 }
 
 export function stateWords(state: SharedArrayBuffer): Int32Array {
-  return new Int32Array(state, 0, 8)
+  return new Int32Array(state, 0, WORD_COUNT)
 }
 
 /** The interpreter clock's words (see {@link InterpreterClock}, {@link readInterpreterMs}). */

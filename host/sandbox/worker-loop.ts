@@ -9,6 +9,7 @@ import type { WorkerPort } from './platform.js'
 import type { ToWorkerMessage } from './protocol.js'
 import { QuickJSEngine } from './quickjs-engine.js'
 import { ReplyReader } from './reply-channel.js'
+import { RequestWriter } from './request-channel.js'
 import { InterpreterClock, PREPARED, stateWords } from './shared-state.js'
 import type { GuestScript } from './types.js'
 
@@ -27,22 +28,29 @@ class SandboxWorker {
   /** Large scripts cached by slot number (the pool decides the slots). */
   private readonly scriptSlots = new Map<number, string>()
 
-  constructor(
-    private readonly port: WorkerPort,
-    wasmModule: WebAssembly.Module,
-  ) {
+  /** The port, counting what it posts once the request channel exists (see request-channel.ts). */
+  private readonly port: WorkerPort
+
+  constructor(port: WorkerPort, wasmModule: WebAssembly.Module) {
+    this.port = {
+      postMessage: (message) => {
+        this.env?.requests?.countPosted()
+        port.postMessage(message)
+      },
+      onMessage: (listener) => port.onMessage(listener),
+    }
     this.engine = new QuickJSEngine(wasmModule, {
       hostCall: (ctx, op, payload) => this.requireCurrent().hostCall(ctx, op, payload),
       hostStart: (ctx, op, payload) => this.requireCurrent().hostStart(ctx, op, payload),
       shouldInterrupt: () => this.current?.shouldInterrupt() ?? false,
     })
-    port.onMessage((message) => this.onMessage(message))
+    this.port.onMessage((message) => this.onMessage(message))
   }
 
   private onMessage(message: ToWorkerMessage): void {
     switch (message.t) {
       case 'init':
-        this.init(message.state, message.replyData, message.memoryBytes)
+        this.init(message.state, message.replyData, message.requestData, message.memoryBytes)
         break
       case 'run':
         this.run(message)
@@ -56,9 +64,15 @@ class SandboxWorker {
     }
   }
 
-  private init(state: SharedArrayBuffer, replyData: SharedArrayBuffer, memoryBytes: number): void {
+  private init(state: SharedArrayBuffer, replyData: SharedArrayBuffer, requestData: SharedArrayBuffer | undefined, memoryBytes: number): void {
     const words = stateWords(state)
-    this.env = { port: this.port, words, clock: new InterpreterClock(state), reply: new ReplyReader(words, replyData) }
+    this.env = {
+      port: this.port,
+      words,
+      clock: new InterpreterClock(state),
+      reply: new ReplyReader(words, replyData),
+      requests: requestData === undefined ? undefined : new RequestWriter(words, requestData),
+    }
     this.memoryBytes = memoryBytes
     // A worker that cannot create its first interpreter is useless: let the rejection crash it
     // so the pool sees a failed start.

@@ -4,6 +4,7 @@ import * as assert from 'uvu/assert'
 import { ClosedError, InvalidArgumentError } from '../../host/errors.js'
 import { nodePlatform } from '../../host/platform/node.js'
 import { DEFAULT_LIMITS, resolveLimits, SandboxPool, type ExecutionJob, type HostHandler, type SandboxPlatform } from '../../host/sandbox/index.js'
+import { MAX_REQUEST_BYTES } from '../../host/sandbox/request-channel.js'
 import { CPU_LIMITS, failure, FakeHost, job, SMALL_LIMITS } from './fixtures.js'
 
 let pool: SandboxPool
@@ -166,6 +167,28 @@ test('sync and async host calls mix across awaits', async () => {
     return [a, b, c, d].join(' ')
   })()`
   assert.is(await pool.start(job(entry), new FakeHost()).result, 'ONE two THREE four')
+})
+
+test('an async call started before a sync call reaches the host first', async () => {
+  const host = new FakeHost()
+  const entry = `(async () => {
+    const started = ['one', 'two'].map((k) => __gearbox_host_start('slow', k))
+    const now = __gearbox_host_call('upper', 'three')
+    return (await Promise.all(started)).join(' ') + ' ' + now
+  })()`
+  for (let round = 0; round < 20; round++) {
+    host.calls.length = 0
+    assert.is(await pool.start(job(entry), host).result, 'one two THREE')
+    assert.equal(host.calls.map((call) => call.payload), ['one', 'two', 'three'], `round ${round}`)
+  }
+})
+
+test('a sync call too large for the request buffer goes by message, intact', async () => {
+  const limits = resolveLimits({ ...SMALL_LIMITS, memoryBytes: 96 * 1024 * 1024, maxReplyBytes: 32 * 1024 * 1024 })
+  const entry = `const big = 'q'.repeat(${MAX_REQUEST_BYTES} + 10); const n = __gearbox_host_call('echo', big).length; n + ':' + __gearbox_host_call('upper', 'after')`
+  const host = new FakeHost()
+  assert.is(await pool.start(job(entry, limits), host).result, `${MAX_REQUEST_BYTES + 10}:AFTER`)
+  assert.equal(host.calls.map((call) => call.payload.length), [MAX_REQUEST_BYTES + 10, 5])
 })
 
 test('time blocked in host calls does not count as interpreter time', async () => {
