@@ -2,8 +2,7 @@
 .PHONY: setup demo test bench check
 
 setup:
-	npm ci
-	@command -v redis-server >/dev/null || echo "redis-server is missing: apt-get install -y redis-server"
+	bash scripts/setup.sh
 
 demo: setup
 	npm run demo
