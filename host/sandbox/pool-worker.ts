@@ -298,14 +298,16 @@ export class PoolWorker {
     this.taking = true
     try {
       for (;;) {
-        // Posted messages (async calls) come first; onMessage resumes here once they arrived.
-        if (this.received < requests.posted) return
-        const request = requests.take()
-        if (request === undefined) {
+        if (!requests.pending) {
           if (this.spinForNextCall(requests)) continue
           this.listen()
           return
         }
+        // Posted messages (async calls) come first; onMessage resumes here once they arrived.
+        // (Checked only with a call waiting: onMessage looks for one, not for a new call later.)
+        if (this.received < requests.posted) return
+        const request = requests.take()
+        if (request === undefined) return
         this.onSyncCall(request.op, request.payload)
         if (this.syncPending) return
       }

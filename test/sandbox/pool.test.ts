@@ -183,6 +183,20 @@ test('an async call started before a sync call reaches the host first', async ()
   }
 })
 
+test('sync calls right after async ones are never missed (no lost wake-up)', async () => {
+  // Each sync reply is followed at once by an async call's message, then by the next sync call:
+  // the I/O thread sees messages in flight while it decides whether to wait for the next call.
+  const entry = `(async () => {
+    let n = 0
+    for (let i = 0; i < 300; i++) {
+      n += __gearbox_host_call('echo', 'ab').length
+      n += (await __gearbox_host_start('echo', 'c')).length
+    }
+    return String(n)
+  })()`
+  for (let round = 0; round < 3; round++) assert.is(await pool.start(job(entry), new FakeHost()).result, '900')
+})
+
 test('a sync call too large for the request buffer goes by message, intact', async () => {
   const limits = resolveLimits({ ...SMALL_LIMITS, memoryBytes: 96 * 1024 * 1024, maxReplyBytes: 32 * 1024 * 1024 })
   const entry = `const big = 'q'.repeat(${MAX_REQUEST_BYTES} + 10); const n = __gearbox_host_call('echo', big).length; n + ':' + __gearbox_host_call('upper', 'after')`
