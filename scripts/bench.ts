@@ -63,6 +63,9 @@ async function sectionColdExecution(redisUrl: string): Promise<Section> {
   }
 }
 
+/** Milliseconds for 100 GETs → µs per GET, for prose. */
+const perGetUs = (ms: number): string => (ms * 10).toFixed(0)
+
 async function sectionHundredGets(redisUrl: string): Promise<Section> {
   const redis = new Redis(redisUrl)
   await redis.set('bench:k', 'value')
@@ -98,11 +101,12 @@ async function sectionHundredGets(redisUrl: string): Promise<Section> {
         { name: 'same, p10 / p10', value: gs.p10 / rs.p10, target: '≤ 1.3', met: gs.p10 / rs.p10 <= 1.3 },
       ],
       notes: [
-        'Raw ioredis sleeps in its event loop for every reply and pays the wake-up latency of this VM, which ' +
-          'swings with the host\'s load: ~27 µs per GET when it is quiet, ~100 µs when it is not. The sandbox ' +
-          'threads spin briefly between calls (request-channel.ts) and skip most of that, so on a loaded host ' +
-          'gearbox can come out ahead; on a quiet one a GET through gearbox took ~55 µs against raw 27 µs ' +
-          '(ratio ~2, of which ~10 µs is the guest\'s own work per call in QuickJS).',
+        'Raw ioredis sleeps in its event loop for every reply and pays this VM\'s wake-up latency, which swings ' +
+          `with the host's load (raw per GET in this run: p10 ${perGetUs(rs.p10)} µs, median ${perGetUs(rs.median)} µs). ` +
+          'The sandbox threads spin briefly between calls (request-channel.ts) and skip most of that, so at the ' +
+          'median of a loaded host gearbox can come out ahead; in quiet moments (the p10s: gearbox ' +
+          `${perGetUs(gs.p10)} µs per GET) it pays ~10 µs of guest work per call in QuickJS, and its spinning ` +
+          'worker leaves Redis and the I/O thread one core between them on this 2-core machine.',
       ],
     }
   } finally {

@@ -8,8 +8,8 @@
  * a VM a halted vCPU must also be kicked by an IPI): the lead measured ~150 µs per sync call with
  * a pure `Atomics.wait` vs ~45 µs spinning first. scripts/bench-sandbox.ts (2 vCPU, shared) shows
  * the bare mechanism, main thread answering at once, at 12–49 µs parked vs 2–17 µs spinning; a
- * whole sync call through the pool costs 22–56 µs. The spin is bounded so a slow reply (a Redis
- * round trip under load) burns at most 0.3 ms of CPU.
+ * whole sync call through the pool (echo handler) costs ~10 µs. The spin is bounded so a slow
+ * reply (a Redis round trip under load) burns at most 0.3 ms of CPU.
  */
 import {
   nowMs,
