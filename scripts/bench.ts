@@ -9,7 +9,7 @@ import { Redis } from 'ioredis'
 import { Gearbox } from '../host/index.js'
 import { startRedisServer } from '../host/platform/redis-server.js'
 import { bareQuickJS, luaGets, rawGets, wesselQuickJS } from './bench/anchors.js'
-import { fmt, summarize, timeEach, type BenchRow } from './bench/stats.js'
+import { fmt, summarize, timeEach, type BenchRow, type Sample } from './bench/stats.js'
 import { benchBatch } from './bench/batch.js'
 
 const quick = process.argv.includes('--quick')
@@ -66,6 +66,27 @@ async function sectionColdExecution(redisUrl: string): Promise<Section> {
 /** Milliseconds for 100 GETs → µs per GET, for prose. */
 const perGetUs = (ms: number): string => (ms * 10).toFixed(0)
 
+/**
+ * What the 100-GET ratio depends on. Raw ioredis's time swings with this VM's wake-up latency
+ * (bimodal: ~30 µs per GET on a quiet host, ~90–100 µs on a busy one); whether this run saw the
+ * quiet mode decides how to read the p10 ratio.
+ */
+function hundredGetsNote(gs: Sample, rs: Sample): string {
+  const quiet = rs.p10 * 10 < 45
+  return (
+    'Raw ioredis sleeps in its event loop for every reply and pays this VM\'s wake-up latency, which swings ' +
+    `with the host's load (raw per GET in this run: p10 ${perGetUs(rs.p10)} µs, median ${perGetUs(rs.median)} µs; ` +
+    `gearbox: p10 ${perGetUs(gs.p10)} µs, median ${perGetUs(gs.median)} µs). The sandbox threads spin briefly ` +
+    'between calls (request-channel.ts) and skip most of that latency, so on a busy host gearbox can come out ahead. ' +
+    (quiet
+      ? 'This run caught quiet moments, where raw ioredis wakes quickly: the p10 ratio shows that regime. '
+      : 'Raw ioredis had no quiet moments in this run (a quiet host gives it ~30 µs per GET), so neither ratio ' +
+        'shows that regime; there the p10 ratio exceeds the target (1.68 in a run on 2026-12-03). ') +
+    'What gearbox adds per call then: ~10 µs of guest work in QuickJS, and a spinning worker that leaves ' +
+    'Redis and the I/O thread one core between them on this 2-core machine.'
+  )
+}
+
 async function sectionHundredGets(redisUrl: string): Promise<Section> {
   const redis = new Redis(redisUrl)
   await redis.set('bench:k', 'value')
@@ -100,14 +121,7 @@ async function sectionHundredGets(redisUrl: string): Promise<Section> {
         { name: 'gearbox / raw ioredis', value: gs.median / rs.median, target: '≤ 1.3', met: gs.median / rs.median <= 1.3 },
         { name: 'same, p10 / p10', value: gs.p10 / rs.p10, target: '≤ 1.3', met: gs.p10 / rs.p10 <= 1.3 },
       ],
-      notes: [
-        'Raw ioredis sleeps in its event loop for every reply and pays this VM\'s wake-up latency, which swings ' +
-          `with the host's load (raw per GET in this run: p10 ${perGetUs(rs.p10)} µs, median ${perGetUs(rs.median)} µs). ` +
-          'The sandbox threads spin briefly between calls (request-channel.ts) and skip most of that, so at the ' +
-          'median of a loaded host gearbox can come out ahead; in quiet moments (the p10s: gearbox ' +
-          `${perGetUs(gs.p10)} µs per GET) it pays ~10 µs of guest work per call in QuickJS, and its spinning ` +
-          'worker leaves Redis and the I/O thread one core between them on this 2-core machine.',
-      ],
+      notes: [hundredGetsNote(gs, rs)],
     }
   } finally {
     await gearbox.close()
