@@ -12,13 +12,17 @@
  * reply (a Redis round trip under load) burns at most 0.3 ms of CPU.
  */
 import {
+  newGrowableSharedArrayBuffer,
   nowMs,
   REPLY_LENGTH,
   REPLY_OK,
   REPLY_SEQ,
   REPLY_STATUS,
   REPLY_STOPPED,
+  type GrowableSharedArrayBuffer,
 } from './shared-state.js'
+
+export type { GrowableSharedArrayBuffer }
 
 /** How long the worker spins before it parks on `Atomics.wait`. */
 export const SPIN_BEFORE_WAIT_MS = 0.3
@@ -29,26 +33,12 @@ export const INITIAL_REPLY_BYTES = 64 * 1024
 /** The reply buffer grows in whole steps of this many bytes. */
 const GROW_STEP_BYTES = 64 * 1024
 
-/**
- * A growable SharedArrayBuffer (ES2024; Node ≥ 20, Deno, current browsers). Typed here because
- * the project compiles against the ES2023 library.
- */
-export interface GrowableSharedArrayBuffer extends SharedArrayBuffer {
-  readonly maxByteLength: number
-  grow(newByteLength: number): void
-}
-
-const GrowableSharedArrayBuffer = SharedArrayBuffer as unknown as new (
-  byteLength: number,
-  options: { maxByteLength: number },
-) => GrowableSharedArrayBuffer
-
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
 /** A growable SharedArrayBuffer for replies up to `maxBytes`. */
 export function newReplyBuffer(maxBytes: number): GrowableSharedArrayBuffer {
-  return new GrowableSharedArrayBuffer(Math.min(INITIAL_REPLY_BYTES, maxBytes), { maxByteLength: maxBytes })
+  return newGrowableSharedArrayBuffer(Math.min(INITIAL_REPLY_BYTES, maxBytes), maxBytes)
 }
 
 /** Main side of one worker's channel. */

@@ -12,7 +12,7 @@
  * A call that does not fit even the largest buffer goes by postMessage as before. Messages the
  * worker posted before a call (async calls) are handled first: the worker counts them in POSTED.
  */
-import { POSTED, REQUEST_BYTES, REQUEST_OP_BYTES, REQUEST_SEQ } from './shared-state.js'
+import { newGrowableSharedArrayBuffer, POSTED, REQUEST_BYTES, REQUEST_OP_BYTES, REQUEST_SEQ, type GrowableSharedArrayBuffer } from './shared-state.js'
 
 /** Initial size of a worker's request buffer. */
 export const INITIAL_REQUEST_BYTES = 64 * 1024
@@ -21,13 +21,6 @@ export const INITIAL_REQUEST_BYTES = 64 * 1024
 export const MAX_REQUEST_BYTES = 16 * 1024 * 1024
 
 const GROW_STEP_BYTES = 64 * 1024
-
-const GrowableSharedArrayBuffer = SharedArrayBuffer as unknown as new (
-  byteLength: number,
-  options: { maxByteLength: number },
-) => SharedArrayBuffer & { readonly maxByteLength: number; grow(newByteLength: number): void }
-
-type GrowableSharedArrayBuffer = InstanceType<typeof GrowableSharedArrayBuffer>
 
 /** `Atomics.waitAsync` (ES2024; the project compiles against the ES2023 library). */
 type WaitAsync = (words: Int32Array, index: number, value: number) => { async: boolean; value: Promise<string> | string }
@@ -46,7 +39,7 @@ export function requestChannelSupported(): boolean {
 
 /** A growable SharedArrayBuffer for requests. */
 export function newRequestBuffer(): SharedArrayBuffer {
-  return new GrowableSharedArrayBuffer(INITIAL_REQUEST_BYTES, { maxByteLength: MAX_REQUEST_BYTES })
+  return newGrowableSharedArrayBuffer(INITIAL_REQUEST_BYTES, MAX_REQUEST_BYTES)
 }
 
 /** Worker side. */

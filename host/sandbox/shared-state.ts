@@ -41,6 +41,24 @@ const CPU_USED = 0
 /** Epoch milliseconds when the running stretch started; 0 while paused. */
 const SEGMENT_START = 1
 
+/**
+ * A growable SharedArrayBuffer (ES2024; Node ≥ 20, Deno, current browsers), as the request and
+ * reply channels use. Typed here because the project compiles against the ES2023 library.
+ */
+export interface GrowableSharedArrayBuffer extends SharedArrayBuffer {
+  readonly maxByteLength: number
+  grow(newByteLength: number): void
+}
+
+const GrowableSharedArrayBufferCtor = SharedArrayBuffer as unknown as new (
+  byteLength: number,
+  options: { maxByteLength: number },
+) => GrowableSharedArrayBuffer
+
+export function newGrowableSharedArrayBuffer(byteLength: number, maxByteLength: number): GrowableSharedArrayBuffer {
+  return new GrowableSharedArrayBufferCtor(byteLength, { maxByteLength })
+}
+
 // Captured once: Node's global `performance` is a lazy accessor with a brand check, which showed
 // up in CPU profiles of the reply spin loop and the interpreter clock (several reads per host call).
 const perf = performance
