@@ -3,7 +3,7 @@
  * BENCHMARKS.md with the ratios. Redis servers are throwaway, on loopback. Numbers on a shared
  * 2-core machine are noisy; ratios taken in the same run are the stable part.
  */
-import { writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
 import { Redis } from 'ioredis'
 import { Gearbox } from '../host/index.js'
@@ -158,19 +158,49 @@ async function sectionRss(redisUrl: string): Promise<Section> {
   }
 }
 
+const BENCHMARKS_MD = new URL('../../BENCHMARKS.md', import.meta.url)
+
+/**
+ * The ratios of the run BENCHMARKS.md holds now, keyed by section title and ratio name, so the
+ * new file shows them side by side (a change must not make a ratio worse).
+ */
+function previousRatios(): { written: string; ratios: Map<string, string> } {
+  const ratios = new Map<string, string>()
+  if (!existsSync(BENCHMARKS_MD)) return { written: 'none', ratios }
+  const text = readFileSync(BENCHMARKS_MD, 'utf8')
+  const written = /Written by `npm run bench` on (\S+)/.exec(text)?.[1] ?? 'unknown'
+  let section = ''
+  let inRatios = false
+  for (const line of text.split('\n')) {
+    if (line.startsWith('## ')) section = line.slice(3).trim()
+    if (line.startsWith('| ratio |')) inRatios = true
+    else if (!line.startsWith('|')) inRatios = false
+    else if (inRatios && !line.startsWith('| ---')) {
+      const cells = line.split('|').map((c) => c.trim())
+      if (cells[1] && cells[2]) ratios.set(`${section}\u0000${cells[1]}`, cells[2])
+    }
+  }
+  return { written, ratios }
+}
+
 function render(sections: readonly Section[], started: Date, seconds: number): string {
+  const previous = previousRatios()
   const lines: string[] = []
   lines.push('# Benchmarks', '')
   lines.push(`Written by \`npm run bench\` on ${started.toISOString()} (${seconds.toFixed(0)} s). Every number below comes from`)
   lines.push('this one run; ratios compare measurements taken in the same process, interleaved, so machine noise')
   lines.push('affects both sides. Absolute times move with the load on this shared machine; the ratios are the result.', '')
+  lines.push(`The "previous" column is the same ratio in the run this file held before (${previous.written}).`, '')
   lines.push(`Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, load average at start ${loadavg().map((x) => x.toFixed(2)).join(' ')}.`, '')
   for (const s of sections) {
     lines.push(`## ${s.title}`, '', '| measurement | value | unit | spread |', '| --- | ---: | --- | --- |')
     for (const r of s.rows) lines.push(`| ${r.name} | ${fmt(r.value)} | ${r.unit} | ${r.note ?? ''} |`)
     if (s.ratios.length) {
-      lines.push('', '| ratio | value | target | met |', '| --- | ---: | --- | --- |')
-      for (const r of s.ratios) lines.push(`| ${r.name} | ${fmt(r.value, 2)} | ${r.target} | ${r.met ? 'yes' : '**no**'} |`)
+      lines.push('', '| ratio | value | previous | target | met |', '| --- | ---: | ---: | --- | --- |')
+      for (const r of s.ratios) {
+        const before = previous.ratios.get(`${s.title}\u0000${r.name}`) ?? '–'
+        lines.push(`| ${r.name} | ${fmt(r.value, 2)} | ${before} | ${r.target} | ${r.met ? 'yes' : '**no**'} |`)
+      }
     }
     for (const note of s.notes ?? []) lines.push('', note)
     lines.push('')
@@ -197,7 +227,7 @@ async function main(): Promise<void> {
     await server.stop()
   }
   const md = render(sections, started, (performance.now() - t0) / 1000)
-  writeFileSync(new URL('../../BENCHMARKS.md', import.meta.url), md)
+  writeFileSync(BENCHMARKS_MD, md)
   console.log(md)
 }
 
