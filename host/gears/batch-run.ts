@@ -18,8 +18,9 @@
  *   results.
  *
  * Host memory: the results, and the records one stage hands to the next, are each capped by
- * `limits.maxReplyBytes`, counted as what they cost the host: the emitted text plus
- * {@link HELD_VALUE_OVERHEAD_BYTES} per record and error text; the initiator's top-level recording
+ * `limits.maxReplyBytes`: the results counted as what they cost the host (the emitted text plus
+ * {@link HELD_VALUE_OVERHEAD_BYTES} per record and error text), the records between stages by their
+ * emitted text; the initiator's top-level recording
  * by runtime/replay.ts's caps (a distributed run cannot start when it overflowed).
  */
 import { shardOwningSlot } from '../cluster/topology.js'
@@ -487,7 +488,8 @@ class StageOutputs {
   ) {}
 
   /**
-   * Counts an emit costing the host `chars` (its record text and per-record overhead).
+   * Counts an emit of `chars` characters of record text (records between stages wait only until
+   * the next stage reads them; the per-record overhead is counted for the results, held until read).
    * @returns false when the run is stopped: already, or now because the stage's output went over
    *   the cap (what was buffered is dropped).
    */
@@ -577,7 +579,7 @@ class StageIO {
     if (route === undefined) {
       if (!execution.addResultBytes(heldCost(payload, emit), this.limits.maxReplyBytes)) return 'vnull'
       for (const r of emit.records) execution.results.push(r)
-    } else if (!outputs.admit(heldCost(payload, emit))) {
+    } else if (!outputs.admit(payload.length)) {
       return 'vnull'
     } else if (route === 'initiator') {
       outputs.push(this.s.initiator.id, emit.records)
