@@ -178,9 +178,10 @@
   }
 
   /**
-   * The JavaScript rules (documented in guest/gears.d.ts). A RedisGears-exact semantics object has the
-   * same members: flatmapReverse true, explode = lists only, keyOf = repr, resetAccumulator = falsy,
-   * toStr = str, sortDefaultReverse true, ...
+   * The JavaScript rules (documented in guest/gears.d.ts). A RedisGears-exact semantics object (the
+   * Python guest's) has the same members: flatmapReverse true, explode = lists only, keyOf = repr,
+   * resetAccumulator = falsy, toStr = str, sortList = Python's order, truthy = Python's; the host's
+   * dialect (host/gears/flow.ts DIALECTS) holds what changes the plan itself (sort()'s default order).
    */
   const JS_SEMANTICS = {
     name: 'js',
@@ -215,7 +216,6 @@
       }
       return out
     },
-    sortDefaultReverse: false,
     avgDefaultExtractor: function toNumber(x) {
       return Number_(x)
     },

@@ -2,14 +2,14 @@
 // host/gears/flow.ts KernelStep) over record batches, calling the user's callbacks (held by the
 // builder, named by index) and the built-in reducers, under a language semantics object (20_gears.js).
 //
-// Records come from a source (21_gears_readers.js: host batches or a generator); outputs and error
+// Records come from a source (22_gears_io.js: host batches or a generator); outputs and error
 // texts go back in batches (`gears.emit`). A step that returns a thenable parks its record until it
 // settles; records that fail become error texts and skip the later steps; an accumulator is reset
 // after an error. Every builtin used here is captured before user code runs.
 ;(function (G) {
   'use strict'
   const { ReflectApply, String: String_, Promise: Promise_, PromisePrototypeThen, PromiseResolve, uncurryThis } = G.primordials
-  const { GearsError, hostCall, isThenable } = G
+  const { GearsError, isThenable } = G
   const Map_ = Map
   const MapPrototypeGet = uncurryThis(Map.prototype.get)
   const MapPrototypeSet = uncurryThis(Map.prototype.set)
@@ -19,19 +19,18 @@
   const PromiseAllFn = Promise.all
   const PromiseAll = (promises) => ReflectApply(PromiseAllFn, Promise_, [promises])
 
-  /** `then` for values that may or may not be promises: keeps the synchronous path synchronous. */
+  /** `then` for values that may or may not be promises (keeps the synchronous path synchronous). */
   function after(value, fn) {
     return isThenable(value) ? PromisePrototypeThen(PromiseResolve(value), fn) : fn(value)
   }
 
-  const PENDING = {} // a placeholder for a record whose step result is still a promise
+  const PENDING = {} // a record whose step result is still a promise
   const RESET = {} // a group whose accumulator an error reset (kept for the key's first-seen order)
   const STATEFUL = { accumulate: true, localgroupby: true, reducebykey: true, groupbykey: true }
 
   /**
-   * Runs `info.steps` over `source` (an object with next(): a batch, null at the end, or a promise of
-   * either; and optional close()), emitting outputs and error texts to the host. `held` is the
-   * builder's table of the script's values. Resolves when done.
+   * Runs `info.steps` over `source` ({next(): batch | null | a promise of either, close?()}), sending
+   * outputs and error texts to the host; `held`: the builder's values. Resolves when done.
    */
   function runKernel(sem, info, held, source) {
     const prims = info.steps
@@ -55,16 +54,15 @@
     }
 
     const sink = G.gearsOutput(sem, info, () => ({ steps: durations, readMs }))
-    const addError = sink.addError
-    const output = sink.output
+    const { addError, output } = sink
 
     /** A promise whose failure nobody awaits: marked handled, its record becomes `message`. */
     function refuseAsync(value, message) {
-      PromisePrototypeThen(PromiseResolve(value), undefined, () => {})
-      addError(new GearsError(message))
+      PromisePrototypeThen(PromiseResolve(value), undefined, () => {}) // nobody awaits it
+      return addError(new GearsError(message))
     }
 
-    // ---- per-record steps ----
+    /** map, flatmap, filter, foreach: `emit` puts what the callback gave into the output. */
     function perRecord(batch, call, emit) {
       const out = []
       let pending = null
@@ -89,37 +87,23 @@
       const waits = []
       for (let i = 0; i < pending.length; i++) {
         const p = pending[i]
-        const settle = (ok) => (value) => {
-          p.ok = ok
-          p.value = value
-        }
-        waits[i] = PromisePrototypeThen(PromiseResolve(p.v), settle(true), settle(false))
+        waits[i] = PromisePrototypeThen(PromiseResolve(p.v), (value) => void ((p.ok = true), (p.value = value)), (error) => void (p.value = error))
       }
       return PromisePrototypeThen(PromiseAll(waits), () => {
         const done = []
-        let j = 0
-        for (let i = 0; i < out.length; i++) {
-          if (out[i] !== PENDING) {
-            done[done.length] = out[i]
-            continue
-          }
-          const p = pending[j++]
-          if (p.ok) emit(done, p.r, p.value)
+        for (let i = 0, j = 0; i < out.length; i++) {
+          const p = out[i] === PENDING ? pending[j++] : null
+          if (p === null) done[done.length] = out[i]
+          else if (p.ok) emit(done, p.r, p.value)
           else addError(p.value)
         }
         return done
       })
     }
 
-    const emitValue = (out, _r, v) => {
-      out[out.length] = v
-    }
-    const emitRecord = (out, r) => {
-      out[out.length] = r
-    }
-    const emitIfTruthy = (out, r, v) => {
-      if (sem.truthy(v)) out[out.length] = r
-    }
+    const emitValue = (out, _r, v) => void (out[out.length] = v)
+    const emitRecord = (out, r) => void (out[out.length] = r)
+    const emitIfTruthy = (out, r, v) => void (sem.truthy(v) && (out[out.length] = r))
     const emitExploded = (out, _r, v) => {
       const list = sem.explode(v)
       if (list === null) out[out.length] = v
@@ -127,6 +111,12 @@
       else for (let i = 0; i < list.length; i++) out[out.length] = list[i]
     }
     const EMIT = { map: emitValue, flatmap: emitExploded, filter: emitIfTruthy, foreach: emitRecord }
+    /** [key, record] -> record */
+    function unkey(batch) {
+      const out = []
+      for (let j = 0; j < batch.length; j++) out[j] = batch[j][1]
+      return out
+    }
 
     function syncOnly(batch, call, message) {
       const out = []
@@ -144,7 +134,7 @@
       return out
     }
 
-    // ---- stateful steps: they absorb records and emit at the end ----
+    // Stateful steps absorb records and emit at the end.
     function accumulateFrom(st, batch, from) {
       for (let i = from; i < batch.length; i++) {
         let v
@@ -219,9 +209,7 @@
 
     function groupOutput(groups) {
       const out = []
-      MapPrototypeForEach(groups, (value, key) => {
-        if (value !== RESET) out[out.length] = sem.keyValue(key, value)
-      })
+      MapPrototypeForEach(groups, (value, key) => void (value !== RESET && (out[out.length] = sem.keyValue(key, value))))
       return out
     }
 
@@ -241,7 +229,6 @@
       return out
     }
 
-    // ---- the step table ----
     const steps = []
     for (let i = 0; i < prims.length; i++) {
       const p = prims[i]
@@ -269,13 +256,9 @@
           break
         }
         case 'unkey':
-          st.apply = (batch) => {
-            const out = []
-            for (let j = 0; j < batch.length; j++) out[j] = batch[j][1]
-            return out
-          }
+          st.apply = unkey
           break
-        case 'route':
+        case 'route': // in place, a route passes records on; in a stage it is the last step
           st.apply = (batch) => batch
           break
         case 'limit': {
@@ -283,10 +266,7 @@
           st.seen = 0
           st.apply = (batch) => {
             const out = []
-            for (let j = 0; j < batch.length; j++) {
-              const index = st.seen++
-              if (index >= p.start && index < end) out[out.length] = batch[j]
-            }
+            for (let j = 0; j < batch.length; j++, st.seen++) if (st.seen >= p.start && st.seen < end) out[out.length] = batch[j]
             return out
           }
           st.full = () => st.seen >= end
@@ -335,10 +315,7 @@
       if (profile && p.d >= 0) {
         const timed = (fn) => (batch) => {
           const t0 = DateNow()
-          return after(fn(batch), (out) => {
-            durations[p.d] += DateNow() - t0
-            return out
-          })
+          return after(fn(batch), (out) => ((durations[p.d] += DateNow() - t0), out))
         }
         st.apply = timed(st.apply)
         if (st.finish !== undefined) st.finish = timed(st.finish)
@@ -381,10 +358,7 @@
 
     function readNext() {
       const t0 = DateNow()
-      const counted = (b) => {
-        readMs += DateNow() - t0
-        return b
-      }
+      const counted = (b) => ((readMs += DateNow() - t0), b)
       let batch
       try {
         batch = source.next()
