@@ -408,6 +408,12 @@ interface GearsBuilder<T = KeysReaderRecord> {
    *   `fromId argument must be a string`, `pyreader argument must be a function`.
    */
   run(arg?: string | (() => Iterable<unknown> | AsyncIterable<unknown>) | null, options?: RunOptions): void
+
+  /**
+   * Registrations (event-driven executions) are not built yet.
+   * @throws GearsError with `code` `ERR_GEARBOX_NOT_BUILT` (`register(): registrations are not built yet ...`).
+   */
+  register(...args: unknown[]): never
 }
 
 interface GearsBuilderConstructor {

@@ -177,3 +177,10 @@ export class TopLevelRecordingLimitError extends GearboxError {
     super('ERR_GEARBOX_TOP_LEVEL_RECORDING_LIMIT', message)
   }
 }
+
+/** A GearsBuilder's register(): registrations (event-driven executions) are not built yet. */
+export class RegistrationsNotBuiltError extends GearboxError {
+  constructor(message = 'register(): registrations are not built yet in gearbox; run() a batch flow instead') {
+    super('ERR_GEARBOX_NOT_BUILT', message)
+  }
+}

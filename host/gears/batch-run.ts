@@ -1,9 +1,10 @@
 /**
  * One run() from start to end, on the host side.
  *
- * The script's first execution (the initiator) runs the top level. The guest's run() only records
- * the flow; after the top level the prelude sends `gears.start` with the plan (no functions: steps
- * as data, and the routes between stages). Then:
+ * The script's first execution (the initiator) runs the top level. Its builder calls are checked
+ * here (`gears.builder`, `gears.op`), and run() hands the flow over (`gears.run`): gears/flow.ts
+ * checks and compiles it into a plan of primitive steps cut into stages. After the top level the
+ * guest asks to start (`gears.start`) and its kernel runs the plan's steps. Then:
  *
  * - **In place** (standalone Redis, `async_local`, or a one-master cluster): the plan runs right
  *   there, in the initiator's interpreter, over the current shard: `gears.read` hands it reader
@@ -17,27 +18,39 @@
  *   results.
  *
  * Host memory: the results, and the records one stage hands to the next, are each capped by
- * `limits.maxReplyBytes` (counted on the emitted record text); the initiator's top-level
- * recording by runtime/replay.ts's caps (a distributed run cannot start when it overflowed).
+ * `limits.maxReplyBytes`: the results counted as what they cost the host (the emitted text plus
+ * {@link HELD_VALUE_OVERHEAD_BYTES} per record and error text), the records between stages by their
+ * emitted text; the initiator's top-level recording
+ * by runtime/replay.ts's caps (a distributed run cannot start when it overflowed).
  */
 import { shardOwningSlot } from '../cluster/topology.js'
 import { keySlot } from '../cluster/slots.js'
-import { AbortedError, GearboxError, RedisReplyError, TopLevelRecordingLimitError } from '../errors.js'
-import { GUEST_JS } from '../generated/guest-js.js'
+import { AbortedError, GearboxError, RedisReplyError, RegistrationsNotBuiltError, SandboxError, TopLevelRecordingLimitError } from '../errors.js'
 import type { RedisBackend, ShardInfo } from '../redis/types.js'
 import { createHostHandler, type RuntimeHostHandler } from '../runtime/handler.js'
 import { GuestFacingError } from '../runtime/guest-facing-error.js'
 import type { GearsLogger } from '../runtime/logger.js'
 import { TopLevelRecording, topLevelRecordingLimitMessage, type TopLevelMode } from '../runtime/replay.js'
 import { decodeWire, replyCodedError, replyGearsError, replyValue, type WireValue } from '../runtime/wire.js'
-import type { ExecutionHandle, ExecutionJob, Limits } from '../sandbox/types.js'
+import type { ExecutionHandle, Limits } from '../sandbox/types.js'
 import type { ExecutionStarter } from './session.js'
 import type { Execution, ExecutionRegistry } from './executions.js'
-import { parseRunDescription, samePlan, type RunDescription, type StageRoute } from './plan.js'
+import { checkBuilder, checkOp, compileFlow, parseArg, parseFlowRequest, type CompiledFlow, type KernelStep } from './flow.js'
+import { parseGuestOutcome, stageJob } from './jobs.js'
+import { samePlan, type RunDescription, type StageRoute } from './plan.js'
 import { openReader, parseReaderOpen, prefetching, type BatchSource, type ReaderContext } from './readers.js'
 
 /** Default records per reader batch (SCAN COUNT, XRANGE COUNT, generator batches, emits). */
 export const DEFAULT_BATCH_SIZE = 1000
+
+/**
+ * What one held record (or error text) costs the host beyond its emitted text, counted against
+ * limits.maxReplyBytes. Measured on Node 22 (V8 heap after GC, 2M records parsed from 1000-record
+ * emits and kept in the results array): a 1-char string record costs ~12 bytes for its ~4 emitted
+ * characters, an ~8-char string ~36 bytes for ~10.5 characters, a small object ~44 bytes for ~10
+ * characters; the reply array built from the results adds ~8 more. 32 bytes per record covers it.
+ */
+export const HELD_VALUE_OVERHEAD_BYTES = 32
 
 /** What runs need from their Gearbox. */
 export interface GearsHost {
@@ -64,9 +77,7 @@ export interface GearsRunOptions {
 }
 
 /** How a script execution ended, seen from the gears layer. */
-export type RunSettlement =
-  | { readonly kind: 'no-run'; readonly result: string }
-  | { readonly kind: 'run'; readonly execution: Execution }
+export type RunSettlement = { readonly kind: 'no-run' } | { readonly kind: 'run'; readonly execution: Execution }
 
 /** A case-insensitive read of a RedisGears core setting from the `config` option. */
 export function coreSetting(config: Readonly<Record<string, string>>, name: string): string | undefined {
@@ -121,6 +132,11 @@ interface EmitPayload {
   readonly profile: WireValue | undefined
 }
 
+/** What an emit's records and error texts cost the host once held (see {@link HELD_VALUE_OVERHEAD_BYTES}). */
+function heldCost(payload: string, emit: EmitPayload): number {
+  return payload.length + (emit.records.length + emit.errors.length) * HELD_VALUE_OVERHEAD_BYTES
+}
+
 function parseEmit(payload: string): EmitPayload {
   const value = parsePayload(payload)
   const records = field(value, 'r')
@@ -150,12 +166,71 @@ function withOps(inner: RuntimeHostHandler, ops: Readonly<Record<string, (payloa
   }
 }
 
+type GearsOp = (payload: string) => Promise<string> | string
+
+/**
+ * The builder calls of one interpreter: argument checks, and the flow its run() compiled. Both the
+ * initiator and every stage execution (which evaluates the top level again) have one.
+ */
+class FlowRequests {
+  flow: CompiledFlow | undefined
+  /** The flow runs (after gears.start / gears.stage): a run() now is inside a step. */
+  started = false
+
+  ops(): Record<string, GearsOp> {
+    return {
+      'gears.builder': (payload) => {
+        checkBuilder(argsOf(parsePayload(payload)))
+        return 'vnull'
+      },
+      'gears.op': (payload) => {
+        const value = parsePayload(payload)
+        const op = field(value, 'op')
+        if (typeof op !== 'string') throw new GuestFacingError('gears.op: malformed payload')
+        checkOp(op, argsOf(value))
+        return 'vnull'
+      },
+      'gears.run': (payload) => {
+        const flow = compileFlow(parseFlowRequest(parsePayload(payload)), this.started)
+        if (this.flow !== undefined) throw new GuestFacingError('Can not run more then 1 executions in a single script')
+        this.flow = flow
+        return 'vnull'
+      },
+      'gears.register': () => {
+        throw new RegistrationsNotBuiltError()
+      },
+    }
+  }
+
+  require(): CompiledFlow {
+    if (this.flow === undefined) throw new GuestFacingError('gears: no run() was started')
+    return this.flow
+  }
+}
+
+function argsOf(value: WireValue): ReturnType<typeof parseArg>[] {
+  const args = field(value, 'args')
+  if (!Array.isArray(args) || args.length > 16) throw new GuestFacingError('gears: malformed arguments')
+  return (args as readonly WireValue[]).map(parseArg)
+}
+
+/** What a kernel needs to run `steps` (the reply of gears.start and gears.stage). */
+function kernelInfo(flow: CompiledFlow, steps: readonly KernelStep[], reads: boolean, common: Record<string, WireValue>): string {
+  return replyValue({
+    ...common,
+    displayCount: flow.description.steps.length,
+    steps: steps as unknown as WireValue,
+    reader: reads ? (flow.reader as unknown as WireValue) : null,
+  })
+}
+
 /** The host side of one script execution that may call run(). */
 export class GearsRun {
   readonly #host: GearsHost
   readonly #options: GearsRunOptions
   readonly #batchSize: number
   readonly #recording: TopLevelRecording | undefined
+  readonly #requests = new FlowRequests()
   #initiator: ExecutionHandle | undefined
   #execution: Execution | undefined
   #source: BatchSource | undefined
@@ -185,21 +260,24 @@ export class GearsRun {
     return this.#execution
   }
 
-  /** The initiator's handler: the runtime's, plus gears.start / gears.read / gears.emit. */
+  /** The initiator's handler: the runtime's, plus the builder's checks and gears.start / gears.read / gears.emit. */
   wrap(inner: RuntimeHostHandler): RuntimeHostHandler {
     return withOps(inner, {
-      'gears.start': (payload) => this.#start(payload),
+      ...this.#requests.ops(),
+      'gears.start': () => this.#start(),
       'gears.read': (payload) => this.#readInPlace(payload),
       'gears.emit': (payload) => this.#emitInPlace(payload),
     })
   }
 
   /**
-   * Follows the initiator's sandbox execution: resolves when the script finished without run()
-   * (with the entry's result), or when run() started an execution (the execution may still run;
-   * its end is `execution.whenDone()`). Rejects when the script failed before run() started.
+   * Follows the initiator's sandbox execution. What the script did comes from its entry's result
+   * (gears/jobs.ts GuestOutcome): no run, or the run it started (the execution may still run; its
+   * end is `execution.whenDone()`). With `untilStarted` it resolves as soon as the execution
+   * started (an unblocking run() replies with its id). Rejects when the script failed before run()
+   * started.
    */
-  settle(handle: ExecutionHandle): Promise<RunSettlement> {
+  settle(handle: ExecutionHandle, untilStarted = false): Promise<RunSettlement> {
     this.#initiator = handle
     const ended = handle.result.then(
       (result) => ({ ok: true as const, result }),
@@ -216,23 +294,31 @@ export class GearsRun {
       execution.shardsCompleted = 1
       execution.finish()
     })
-    return Promise.race([
-      this.#started.then((execution): RunSettlement => ({ kind: 'run', execution })),
-      ended.then((end): RunSettlement | Promise<RunSettlement> => {
-        if (this.#execution !== undefined) return { kind: 'run', execution: this.#execution }
-        if (!end.ok) throw end.error
-        return { kind: 'no-run', result: end.result }
-      }),
-    ])
+    const byOutcome = ended.then((end): RunSettlement => {
+      const execution = this.#execution
+      if (!end.ok) {
+        // A run that failed after it started (a limit in an in-place run) is still the run: its errors say why.
+        if (execution !== undefined) return { kind: 'run', execution }
+        throw end.error
+      }
+      const outcome = parseGuestOutcome(end.result)
+      if (outcome.kind === 'ok' && execution === undefined) return { kind: 'no-run' }
+      if (outcome.kind === 'run' && execution !== undefined && outcome.id === execution.id) return { kind: 'run', execution }
+      throw new SandboxError(`the guest entry's outcome does not match the host's run: ${end.result.slice(0, 200)}`)
+    })
+    if (!untilStarted) return byOutcome
+    return Promise.race([this.#started.then((execution): RunSettlement => ({ kind: 'run', execution })), byOutcome])
   }
 
   get #inPlace(): boolean {
     return this.#shard !== undefined
   }
 
-  async #start(payload: string): Promise<string> {
+  async #start(): Promise<string> {
     if (this.#execution !== undefined) throw new GuestFacingError('Can not run more then 1 executions in a single script')
-    const plan = parseRunDescription(parsePayload(payload))
+    const flow = this.#requests.require()
+    this.#requests.started = true
+    const plan = flow.description
     const { backend, registry, config } = this.#host
     const shards = await backend.shards()
     const current = await backend.currentShard()
@@ -251,7 +337,9 @@ export class GearsRun {
       void this.#distribute(execution, plan, shards, current)
     }
     this.#resolveStarted(execution)
-    return replyValue({ id: execution.id, inPlace, profile, batchSize: this.#batchSize, emitChars: emitChars(this.#options.limits) })
+    const common = { id: execution.id, inPlace, profile, batchSize: this.#batchSize, emitChars: emitChars(this.#options.limits) }
+    // In place, the whole plan runs here: routes only pass records on.
+    return inPlace ? kernelInfo(flow, flow.stages.flat(), true, common) : replyValue(common)
   }
 
   async #readInPlace(payload: string): Promise<string> {
@@ -270,8 +358,9 @@ export class GearsRun {
 
   #emitInPlace(payload: string): string {
     const execution = this.#requireExecution()
-    if (!execution.addResultBytes(payload.length, this.#options.limits.maxReplyBytes)) return 'vnull'
+    if (execution.stopped) return 'vnull'
     const emit = parseEmit(payload)
+    if (!execution.addResultBytes(heldCost(payload, emit), this.#options.limits.maxReplyBytes)) return 'vnull'
     for (const r of emit.records) execution.results.push(r)
     for (const e of emit.errors) execution.errors.push(e)
     if (emit.done) addProfile(execution, emit.profile)
@@ -338,17 +427,12 @@ export class GearsRun {
     })
     const stage = new StageIO(s, this.#readerContext(s.shard), this.#options.limits)
     const handler = withOps(inner, {
+      ...stage.requests.ops(),
       'gears.stage': (payload) => stage.describe(payload),
       'gears.read': (payload) => stage.read(payload),
       'gears.emit': (payload) => stage.emit(payload),
     })
-    const job: ExecutionJob = {
-      engine: 'quickjs',
-      scripts: [...GUEST_JS, { name: 'script.js', code: this.#options.source }],
-      preload: GUEST_JS.length,
-      entry: `__gearbox_gears_stage(${s.stage})`,
-      limits: this.#options.limits,
-    }
+    const job = stageJob(this.#options.source, this.#options.limits, s.stage)
     let handle: ExecutionHandle | undefined
     try {
       handle = host.pool.start(job, handler)
@@ -404,7 +488,8 @@ class StageOutputs {
   ) {}
 
   /**
-   * Counts an emit of `chars` characters of record text.
+   * Counts an emit of `chars` characters of record text (records between stages wait only until
+   * the next stage reads them; the per-record overhead is counted for the results, held until read).
    * @returns false when the run is stopped: already, or now because the stage's output went over
    *   the cap (what was buffered is dropped).
    */
@@ -432,6 +517,7 @@ class StageOutputs {
 
 /** The gears ops of one stage execution on one shard. */
 class StageIO {
+  readonly requests = new FlowRequests()
   #source: BatchSource | undefined
   #inputAt = 0
 
@@ -442,18 +528,23 @@ class StageIO {
   ) {}
 
   describe(payload: string): string {
-    const value = parsePayload(payload)
-    const stage = field(value, 'stage')
-    const steps = field(value, 'steps')
-    const routes = field(value, 'routes')
-    if (stage !== this.s.stage || !Array.isArray(steps) || !Array.isArray(routes)) throw new GuestFacingError('gears.stage: malformed payload')
-    const again = parseRunDescription({ reader: this.s.plan.reader, desc: this.s.plan.desc, mode: this.s.plan.mode, steps, routes })
-    if (!samePlan(again, this.s.plan)) {
+    const stage = field(parsePayload(payload), 'stage')
+    if (stage !== this.s.stage) throw new GuestFacingError('gears.stage: malformed payload')
+    const flow = this.requests.flow
+    if (flow === undefined) {
+      throw new GuestFacingError(
+        'the script did not call run() when evaluated again for a stage: its top level must build the same flow every time',
+      )
+    }
+    this.requests.started = true
+    const steps = flow.stages[this.s.stage]
+    if (steps === undefined || !samePlan(flow.description, this.s.plan)) {
       throw new GuestFacingError(
         'the script built a different flow when evaluated again for a stage: its top level must build the same flow every time (no Math.random() or Date in it)',
       )
     }
-    return replyValue({ profile: this.s.execution.profiled, batchSize: this.readers.batchSize, emitChars: emitChars(this.limits) })
+    const common = { profile: this.s.execution.profiled, batchSize: this.readers.batchSize, emitChars: emitChars(this.limits) }
+    return kernelInfo(flow, steps, this.s.stage === 0, common)
   }
 
   async read(payload: string): Promise<string> {
@@ -486,7 +577,7 @@ class StageIO {
     for (const e of emit.errors) execution.errors.push(e)
     if (emit.done) addProfile(execution, emit.profile)
     if (route === undefined) {
-      if (!execution.addResultBytes(payload.length, this.limits.maxReplyBytes)) return 'vnull'
+      if (!execution.addResultBytes(heldCost(payload, emit), this.limits.maxReplyBytes)) return 'vnull'
       for (const r of emit.records) execution.results.push(r)
     } else if (!outputs.admit(payload.length)) {
       return 'vnull'

@@ -5,19 +5,18 @@
  *
  * The guest's entry function (`__gearbox_main`, defined by the prelude, not writable by user code)
  * waits for the runCoroutine work the top level started, marks the end of the top level, and
- * returns the outcome as wire JSON: `{"kind": "ok"}` unless a later prelude file registered an
- * outcome provider (the GearsBuilder prelude reports run() results through it).
+ * returns what the script did as wire JSON (gears/jobs.ts GuestOutcome): `{"kind": "ok"}`, or
+ * `{"kind": "run", "id"}` once its run() ran (in place) or started (distributed).
  *
  * A script whose top level called run() starts a batch execution (gears/batch-run.ts): the reply
  * is `[results, errors]` once it finished, or with `unblocking` its execution id as soon as it
  * started.
  */
-import { GUEST_JS } from '../generated/guest-js.js'
 import { AbortedError, SandboxError } from '../errors.js'
+import { parseGuestOutcome, scriptJob } from './jobs.js'
 import { createHostHandler, type HostOp } from '../runtime/handler.js'
 import type { GearsLogger } from '../runtime/logger.js'
 import type { TopLevelMode } from '../runtime/replay.js'
-import { decodeWire } from '../runtime/wire.js'
 import type { RedisBackend } from '../redis/types.js'
 import type { ExecutionHandle, ExecutionJob, HostHandler, Limits } from '../sandbox/types.js'
 import { GearsRun } from './batch-run.js'
@@ -75,26 +74,7 @@ export interface ExecuteScriptOptions {
   readonly profile?: boolean
 }
 
-/**
- * The expression the sandbox evaluates after the scripts: the prelude's entry function. With
- * `boundary` false it does not report the end of the top level to the host (a host call saved):
- * only a handler recording the top level for replays needs it.
- */
-export function scriptEntry(boundary = true): string {
-  return boundary ? '__gearbox_main()' : '__gearbox_main(false)'
-}
-
-/** The sandbox job for `source`: the JS prelude, then the script as `script.js`. */
-export function scriptJob(source: string, limits: Limits, boundary = true): ExecutionJob {
-  return {
-    engine: 'quickjs',
-    scripts: [...GUEST_JS, { name: 'script.js', code: source }],
-    // The prelude is trusted and deterministic: workers evaluate it once and snapshot it.
-    preload: GUEST_JS.length,
-    entry: scriptEntry(boundary),
-    limits,
-  }
-}
+export { scriptEntry, scriptJob } from './jobs.js'
 
 /**
  * Runs `source`'s top level once and returns its outcome.
@@ -139,14 +119,14 @@ export async function executeScript(deps: SessionDeps, source: string, options: 
   try {
     let settled
     try {
-      settled = await run.settle(handle)
+      settled = await run.settle(handle, options.unblocking === true)
     } catch (error) {
       await disposed
       throw error
     }
     if (settled.kind === 'no-run') {
       await disposed
-      return parseOutcome(settled.result)
+      return { kind: 'ok' }
     }
     const execution = settled.execution
     if (options.unblocking === true) return { kind: 'run', execution, unblocking: true }
@@ -159,21 +139,11 @@ export async function executeScript(deps: SessionDeps, source: string, options: 
   }
 }
 
-/** Reads the entry function's wire JSON. */
+/** Reads the entry function's wire JSON (of a script that did not call run()). */
 export function parseOutcome(json: string): ScriptOutcome {
-  let value: unknown
-  try {
-    value = decodeWire(json)
-  } catch {
-    throw new SandboxError(`the guest entry returned malformed JSON: ${json.slice(0, 200)}`)
-  }
-  const kind = typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as { kind?: unknown }).kind : undefined
-  switch (kind) {
-    case 'ok':
-      return { kind: 'ok' }
-    default:
-      throw new SandboxError(`the guest entry returned an unknown outcome: ${json.slice(0, 200)}`)
-  }
+  const outcome = parseGuestOutcome(json)
+  if (outcome.kind !== 'ok') throw new SandboxError(`the guest entry reported a run this call did not start: ${json.slice(0, 200)}`)
+  return outcome
 }
 
 /** The RG.PYEXECUTE reply for an outcome. */

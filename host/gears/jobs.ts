@@ -1,0 +1,55 @@
+/**
+ * The sandbox jobs of the gears layer and the protocol of their entries: the one place that says
+ * which guest entry a job calls, and how an entry's result reads (what the script did).
+ */
+import { GUEST_JS } from '../generated/guest-js.js'
+import { SandboxError } from '../errors.js'
+import { decodeWire } from '../runtime/wire.js'
+import type { ExecutionJob, Limits } from '../sandbox/types.js'
+
+/**
+ * The expression the sandbox evaluates after the scripts: the prelude's entry function. With
+ * `boundary` false it does not report the end of the top level to the host (a host call saved):
+ * only a handler recording the top level for replays needs it.
+ */
+export function scriptEntry(boundary = true): string {
+  return boundary ? '__gearbox_main()' : '__gearbox_main(false)'
+}
+
+function jobOf(source: string, limits: Limits, entry: string): ExecutionJob {
+  return {
+    engine: 'quickjs',
+    scripts: [...GUEST_JS, { name: 'script.js', code: source }],
+    // The prelude is trusted and deterministic: workers evaluate it once and snapshot it.
+    preload: GUEST_JS.length,
+    entry,
+    limits,
+  }
+}
+
+/** The sandbox job for `source`: the JS prelude, then the script as `script.js`. */
+export function scriptJob(source: string, limits: Limits, boundary = true): ExecutionJob {
+  return jobOf(source, limits, scriptEntry(boundary))
+}
+
+/** The job of one distributed stage: the script evaluated again, then the prelude's stage entry runs stage `stage`. */
+export function stageJob(source: string, limits: Limits, stage: number): ExecutionJob {
+  return jobOf(source, limits, `__gearbox_gears_stage(${Math.trunc(stage)})`)
+}
+
+/** What a script execution's entry says the script did: top-level code only, or a run() (its execution id). */
+export type GuestOutcome = { readonly kind: 'ok' } | { readonly kind: 'run'; readonly id: string }
+
+/** Reads the entry function's wire JSON. */
+export function parseGuestOutcome(json: string): GuestOutcome {
+  let value: unknown
+  try {
+    value = decodeWire(json)
+  } catch {
+    throw new SandboxError(`the guest entry returned malformed JSON: ${json.slice(0, 200)}`)
+  }
+  const o = typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as { kind?: unknown; id?: unknown }) : {}
+  if (o.kind === 'ok') return { kind: 'ok' }
+  if (o.kind === 'run' && typeof o.id === 'string') return { kind: 'run', id: o.id }
+  throw new SandboxError(`the guest entry returned an unknown outcome: ${json.slice(0, 200)}`)
+}
