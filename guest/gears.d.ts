@@ -47,6 +47,9 @@ type GearsReply = string | number | bigint | null | Uint8Array | GearsReply[]
  *
  * Arguments: a Uint8Array is sent binary-safe; every other value is sent as `String(value)`
  * (`1` → `'1'`, `null` → `'null'`). With no arguments at all it returns `[]`.
+ * Strings go to Redis as UTF-8, which cannot carry a lone surrogate (`'k\uD800'`): such a string
+ * is refused (GearsError with `.code` `ERR_GEARBOX_INVALID_STRING`) rather than written as U+FFFD,
+ * which would make `'k\uD800'` and `'k\uDC00'` the same key. Send binary data as a Uint8Array.
  * A sequence of execute() calls is not atomic: use {@link atomic} for that.
  *
  * In a cluster, a keyed command goes to the master owning its key's slot; a keyless command to the
@@ -54,7 +57,9 @@ type GearsReply = string | number | bigint | null | Uint8Array | GearsReply[]
  *
  * @throws GearsError `the given command must be a string` when `command` is not a string.
  * @throws GearsError with Redis's text when Redis answers with an error reply.
- * @throws GearsError with `.code` `ERR_GEARBOX_CONNECTION` or `ERR_GEARBOX_COMMAND_DENIED`.
+ * @throws GearsError with `.code` `ERR_GEARBOX_CONNECTION` or `ERR_GEARBOX_COMMAND_DENIED`;
+ *   `ERR_GEARBOX_INVALID_STRING` for a string argument holding a lone surrogate;
+ *   `ERR_GEARBOX_NESTING_LIMIT` for a reply nested deeper than 1000 arrays.
  * @example
  * execute('SET', 'user:1', 'ada')
  * execute('HSET', 'h', 'n', 42)          // 42 is sent as '42'
@@ -171,11 +176,13 @@ declare function setFutureException<T>(future: GearsFuture<T>, exception: unknow
  * started inside an {@link atomic} block runs after the block, outside its transaction).
  * When it finishes, its value fulfils `future` (or its error rejects it); with `future` null the
  * outcome is discarded. `delaySeconds` (default 0) waits first; pass a function rather than an
- * already started promise for the delay to matter.
+ * already started promise for the delay to matter. Any finite delay is honoured, however long
+ * (never fired early), within the wall-time limit.
  *
  * The execution waits for every runCoroutine task (and the tasks they start) before it finishes,
  * bounded by the wall-time limit (`limits.wallMs`): a task that awaits a future nothing settles
- * ends the execution with ERR_GEARBOX_WALL_LIMIT.
+ * ends the execution with ERR_GEARBOX_WALL_LIMIT. Promise jobs the top level starts without
+ * runCoroutine (`Promise.resolve().then(() => execute(...))`) also run before the script ends.
  *
  * @throws GearsError when `coroutine` is neither a function nor a promise, `future` is not from
  *   createFuture(), or `delaySeconds` is not a non-negative number.

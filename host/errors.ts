@@ -184,3 +184,25 @@ export class RegistrationsNotBuiltError extends GearboxError {
     super('ERR_GEARBOX_NOT_BUILT', message)
   }
 }
+
+/**
+ * A value nested deeper than gearbox converts (`MAX_NESTING_DEPTH` levels of arrays/objects):
+ * a guest value crossing to the host, a Redis reply, a reply the CLI prints. Conversions are
+ * bounded so that no conversion can overflow a stack with an uncoded error.
+ */
+export class NestingLimitError extends GearboxError {
+  constructor(message: string) {
+    super('ERR_GEARBOX_NESTING_LIMIT', message)
+  }
+}
+
+/**
+ * A string bound for Redis is not well-formed Unicode (it holds a lone surrogate, e.g.
+ * `'k\uD800'`): Redis takes bytes, and UTF-8 cannot encode it, so two different strings would
+ * become the same key. Pass a `Uint8Array` for binary data.
+ */
+export class InvalidStringError extends GearboxError {
+  constructor(message: string) {
+    super('ERR_GEARBOX_INVALID_STRING', message)
+  }
+}

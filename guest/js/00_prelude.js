@@ -49,9 +49,22 @@
   const TypedArrayPrototypeGetByteOffset = uncurryThis(
     ObjectGetOwnPropertyDescriptor(TypedArrayPrototype, 'byteOffset').get,
   )
+  const ObjectGetOwnPropertyDescriptors = Object.getOwnPropertyDescriptors
+  const ObjectPrototype = Object.prototype
+  const ObjectPrototypeHasOwnProperty = uncurryThis(Object.prototype.hasOwnProperty)
+  const hasOwn = (object, key) => ObjectPrototypeHasOwnProperty(object, key)
+  const DatePrototypeGetTime = uncurryThis(Date.prototype.getTime)
+  const DatePrototypeToISOString = uncurryThis(Date.prototype.toISOString)
+  const NumberPrototypeValueOf = uncurryThis(Number.prototype.valueOf)
+  const StringPrototypeValueOf = uncurryThis(String.prototype.valueOf)
+  const BooleanPrototypeValueOf = uncurryThis(Boolean.prototype.valueOf)
+  const BigIntPrototypeValueOf = uncurryThis(BigInt.prototype.valueOf)
+  const NumberIsFinite = Number.isFinite
+  const OriginalTypedArrayLength = ObjectGetOwnPropertyDescriptor(TypedArrayPrototype, 'length').get
   const BigInt_ = BigInt
   const BigIntPrototypeToString = uncurryThis(BigInt.prototype.toString)
   const Error_ = Error
+  const TypeError_ = TypeError
   const Promise_ = Promise
   const PromisePrototypeThen = uncurryThis(Promise.prototype.then)
   const PromiseResolveFn = Promise.resolve
@@ -111,10 +124,10 @@
   class GearsError extends Error_ {
     constructor(message, code) {
       super(message)
-      if (code !== undefined) ObjectDefineProperty(this, 'code', { value: code, enumerable: true })
+      if (code !== undefined) ObjectDefineProperty(this, 'code', { __proto__: null, value: code, enumerable: true })
       const stack = this.stack
       if (typeof stack === 'string') {
-        ObjectDefineProperty(this, 'stack', { value: userFrames(stack), writable: true, configurable: true })
+        ObjectDefineProperty(this, 'stack', { __proto__: null, value: userFrames(stack), writable: true, configurable: true })
       }
     }
   }
@@ -167,11 +180,27 @@
     const buffer = TypedArrayPrototypeGetBuffer(bytes)
     const offset = TypedArrayPrototypeGetByteOffset(bytes)
     let out = ''
-    for (let i = 0; i < length; i += CHUNK) {
-      const view = new Uint8Array_(buffer, offset + i, length - i < CHUNK ? length - i : CHUNK)
-      out += ReflectApply(StringFromCharCode, null, view)
+    // fromCharCode.apply reads the view's `length` through the prototype: use it only while
+    // nobody replaced that getter (read as descriptors: no guest code runs), else go per byte.
+    if (applyReadsTrueLength()) {
+      for (let i = 0; i < length; i += CHUNK) {
+        const view = new Uint8Array_(buffer, offset + i, length - i < CHUNK ? length - i : CHUNK)
+        out += ReflectApply(StringFromCharCode, null, view)
+      }
+      return out
     }
+    const view = new Uint8Array_(buffer, offset, length)
+    for (let i = 0; i < length; i++) out += StringFromCharCode(view[i])
     return out
+  }
+
+  function applyReadsTrueLength() {
+    const shared = ObjectGetOwnPropertyDescriptor(TypedArrayPrototype, 'length')
+    return (
+      shared !== undefined &&
+      shared.get === OriginalTypedArrayLength &&
+      ObjectGetOwnPropertyDescriptor(Uint8Array_.prototype, 'length') === undefined
+    )
   }
 
   function latin1ToBytes(text) {
@@ -202,26 +231,122 @@
     return out + ']'
   }
 
-  // The special objects this replacer made itself; any other key starting with U+0000 is refused.
-  const specials = new WeakMap_()
-  function special(key, text) {
-    const object = { [key]: text }
-    WeakMapPrototypeSet(specials, object, true)
-    return object
-  }
-  function wireReplacer(key, value) {
-    if (StringPrototypeStartsWith(key, '\u0000') && !WeakMapPrototypeHas(specials, this)) {
-      throw new GearsError('object keys starting with U+0000 cannot cross to the host')
+  /** Deepest nesting of arrays/objects that crosses to the host (host/runtime/wire.ts MAX_NESTING_DEPTH). */
+  const MAX_NESTING_DEPTH = 1000
+
+  /**
+   * JSON text of a primitive or a value the encoder treats as one (bytes, bigints, dates, boxed
+   * primitives); undefined for an object or array to walk; NOTHING for what JSON leaves out.
+   */
+  const NOTHING = {}
+  function encodeLeaf(value) {
+    switch (typeof value) {
+      case 'string':
+        return JSONStringify(value)
+      case 'number':
+        return NumberIsFinite(value) ? JSONStringify(value) : 'null'
+      case 'boolean':
+        return value ? 'true' : 'false'
+      case 'bigint':
+        return '{"\\u0000n":"' + BigIntPrototypeToString(value) + '"}'
+      case 'undefined':
+      case 'function':
+      case 'symbol':
+        return NOTHING
     }
-    if (typeof value === 'bigint') return special(BIGINT_KEY, BigIntPrototypeToString(value))
-    if (isUint8Array(value)) return special(BYTES_KEY, bytesToLatin1(value))
-    return value
+    if (value === null) return 'null'
+    if (isUint8Array(value)) return '{"\\u0000b":' + JSONStringify(bytesToLatin1(value)) + '}'
+    if (ArrayIsArray(value)) return undefined
+    const proto = ObjectGetPrototypeOf(value)
+    if (proto === ObjectPrototype || proto === null) return undefined
+    // What JSON.stringify does for these through their builtin methods, with the originals.
+    try {
+      const time = DatePrototypeGetTime(value)
+      return time === time ? JSONStringify(DatePrototypeToISOString(value)) : 'null'
+    } catch {}
+    try {
+      return encodeLeaf(NumberPrototypeValueOf(value))
+    } catch {}
+    try {
+      return JSONStringify(StringPrototypeValueOf(value))
+    } catch {}
+    try {
+      return BooleanPrototypeValueOf(value) ? 'true' : 'false'
+    } catch {}
+    try {
+      return encodeLeaf(BigIntPrototypeValueOf(value))
+    } catch {}
+    return undefined
   }
 
-  /** JSON text of any guest value, bytes and bigints encoded as wire special objects. */
-  function encodeWire(value) {
-    const json = JSONStringify(value, wireReplacer)
-    return json === undefined ? 'null' : json
+  function nestingError() {
+    return new GearsError(
+      'a value nested deeper than ' + MAX_NESTING_DEPTH + ' arrays/objects cannot cross to the host',
+      'ERR_GEARBOX_NESTING_LIMIT',
+    )
+  }
+
+  /**
+   * JSON text of any guest value, bytes and bigints as wire special objects. Reads own data
+   * properties only, through builtins captured before user code ran: no toJSON, no getters, no
+   * prototype of the guest's takes part, so user code cannot change or break what the host reads.
+   * Iterative (an explicit stack), so deep values fail with a coded error, not a stack overflow.
+   */
+  function encodeWire(root) {
+    const leaf = encodeLeaf(root)
+    if (leaf === NOTHING) return 'null'
+    if (leaf !== undefined) return leaf
+    let out = ''
+    // Frames: [object, keys (undefined for arrays), next index, length, descriptors]
+    const stack = []
+    let depth = 0
+    let value = root
+    for (;;) {
+      // Open `value` (an object to walk).
+      if (++depth > MAX_NESTING_DEPTH) throw nestingError()
+      for (let i = 0; i < stack.length; i++) if (stack[i][0] === value) throw new TypeError_('circular reference')
+      const isArray = ArrayIsArray(value)
+      const descriptors = ObjectGetOwnPropertyDescriptors(value)
+      const keys = isArray ? undefined : ObjectKeys(descriptors)
+      const lengthDescriptor = isArray && hasOwn(descriptors, 'length') ? descriptors.length : undefined
+      const length = isArray ? (lengthDescriptor !== undefined && hasOwn(lengthDescriptor, 'value') ? lengthDescriptor.value : 0) : keys.length
+      out += isArray ? '[' : '{'
+      stack[stack.length] = [value, keys, 0, length, descriptors, true]
+      // Emit members until one needs walking, or frames close.
+      for (;;) {
+        const frame = stack[stack.length - 1]
+        if (frame === undefined) return out
+        const index = frame[2]
+        if (index >= frame[3]) {
+          out += frame[1] === undefined ? ']' : '}'
+          stack.length = stack.length - 1
+          depth--
+          if (stack.length === 0) return out
+          continue
+        }
+        frame[2] = index + 1
+        const key = frame[1] === undefined ? String_(index) : frame[1][index]
+        const descriptor = hasOwn(frame[4], key) ? frame[4][key] : undefined
+        const member =
+          descriptor !== undefined && hasOwn(descriptor, 'value') && (frame[1] === undefined || descriptor.enumerable === true)
+            ? descriptor.value
+            : undefined
+        if (frame[1] !== undefined && StringPrototypeStartsWith(key, '\u0000')) {
+          throw new GearsError('object keys starting with U+0000 cannot cross to the host')
+        }
+        const memberLeaf = encodeLeaf(member)
+        if (memberLeaf === NOTHING && frame[1] !== undefined) continue
+        if (!frame[5]) out += ','
+        frame[5] = false
+        if (frame[1] !== undefined) out += JSONStringify(key) + ':'
+        if (memberLeaf === NOTHING) out += 'null'
+        else if (memberLeaf !== undefined) out += memberLeaf
+        else {
+          value = member
+          break
+        }
+      }
+    }
   }
 
   function wireReviver(_key, value) {

@@ -114,8 +114,8 @@
       reject = rej
     })
     WeakMapPrototypeSet(futures, future, { resolve, reject })
-    ObjectDefineProperty(future, 'resolve', { value: (value) => settleFuture(future, true, value) })
-    ObjectDefineProperty(future, 'reject', { value: (error) => settleFuture(future, false, error) })
+    ObjectDefineProperty(future, 'resolve', { __proto__: null, value: (value) => settleFuture(future, true, value) })
+    ObjectDefineProperty(future, 'reject', { __proto__: null, value: (error) => settleFuture(future, false, error) })
     return future
   }
 

@@ -1,5 +1,17 @@
 /** How `gearbox run` prints a reply: like redis-cli by default, or as JSON with --json. */
+import { NestingLimitError } from '../errors.js'
 import type { ExecuteReply } from '../gears/session.js'
+import { MAX_NESTING_DEPTH } from '../runtime/wire.js'
+
+/**
+ * Deepest reply printed: a guest value nests at most {@link MAX_NESTING_DEPTH} levels, and a
+ * reply wraps it in a few more (`[results, errors]`, ...).
+ */
+const MAX_RENDER_DEPTH = MAX_NESTING_DEPTH + 8
+
+function tooDeep(): NestingLimitError {
+  return new NestingLimitError(`the reply is nested deeper than ${MAX_RENDER_DEPTH} arrays: not printed`)
+}
 
 /**
  * redis-cli style: a top-level string prints as is (`OK`, an execution id); inside arrays strings
@@ -8,21 +20,22 @@ import type { ExecuteReply } from '../gears/session.js'
  */
 export function renderPlain(reply: ExecuteReply): string {
   if (typeof reply === 'string') return reply
-  return renderNested(reply, '')
+  return renderNested(reply, '', 0)
 }
 
-function renderNested(reply: ExecuteReply, indent: string): string {
+function renderNested(reply: ExecuteReply, indent: string, depth: number): string {
   if (reply === null) return '(nil)'
   if (typeof reply === 'number' || typeof reply === 'bigint') return `(integer) ${reply}`
   if (typeof reply === 'string') return quote(reply.length, (i) => reply.charCodeAt(i), false)
   if (reply instanceof Uint8Array) return quote(reply.length, (i) => reply[i]!, true)
   if (reply.length === 0) return '(empty array)'
+  if (depth >= MAX_RENDER_DEPTH) throw tooDeep()
   const width = String(reply.length).length
   const lines: string[] = []
   reply.forEach((item, i) => {
     const label = `${String(i + 1).padStart(width)}) `
     const pad = ' '.repeat(label.length)
-    lines.push((i === 0 ? '' : indent) + label + renderNested(item, indent + pad))
+    lines.push((i === 0 ? '' : indent) + label + renderNested(item, indent + pad, depth + 1))
   })
   return lines.join('\n')
 }
@@ -51,18 +64,21 @@ function quote(length: number, at: (i: number) => number, binary: boolean): stri
 
 /** JSON: bigints as decimal strings, bytes as {"base64": "..."}. */
 export function renderJson(reply: ExecuteReply): string {
-  return JSON.stringify(toJson(reply))
+  return JSON.stringify(toJson(reply, 0))
 }
 
 type Json = string | number | null | { base64: string } | Json[]
 
-function toJson(reply: ExecuteReply): Json {
+function toJson(reply: ExecuteReply, depth: number): Json {
   if (typeof reply === 'bigint') return reply.toString()
   if (reply instanceof Uint8Array) {
     let latin1 = ''
     for (let i = 0; i < reply.length; i++) latin1 += String.fromCharCode(reply[i]!)
     return { base64: btoa(latin1) }
   }
-  if (Array.isArray(reply)) return (reply as readonly ExecuteReply[]).map(toJson)
+  if (Array.isArray(reply)) {
+    if (depth >= MAX_RENDER_DEPTH) throw tooDeep()
+    return (reply as readonly ExecuteReply[]).map((item) => toJson(item, depth + 1))
+  }
   return reply as string | number | null
 }

@@ -27,6 +27,7 @@ import {
   type TopLevelMode,
 } from './replay.js'
 import { redisReplyToWire } from './reply.js'
+import { checkWellFormed } from './strings.js'
 import { decodeWire, replyCodedError, replyGearsError, replyValue, type WireValue } from './wire.js'
 
 /** Default for {@link HostHandlerOptions.atomicRetries}. */
@@ -268,17 +269,33 @@ class RuntimeHandler implements RuntimeHostHandler, ExecutionContext {
     return attempt
   }
 
+  /**
+   * Waits `ms`, however long: a timer holds at most 2^31-1 ms (longer delays fire at once in
+   * Node), so long waits chain timers. The execution's wall limit ends what it cannot outlive.
+   */
   #sleep(ms: number): Promise<void> {
     if (!(ms >= 0 && ms < Infinity)) throw new GuestFacingError('sleep duration must be a non-negative number of milliseconds')
+    const until = Date.now() + ms
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.#timers.delete(timer)
-        resolve()
-      }, ms)
-      this.#timers.add(timer)
+      const wait = (): void => {
+        const left = until - Date.now()
+        if (left <= 0 || this.#disposed) {
+          resolve()
+          return
+        }
+        const timer = setTimeout(() => {
+          this.#timers.delete(timer)
+          wait()
+        }, Math.min(left, MAX_TIMER_MS))
+        this.#timers.add(timer)
+      }
+      wait()
     })
   }
 }
+
+/** The longest delay one timer holds (setTimeout fires at once beyond it). */
+const MAX_TIMER_MS = 2 ** 31 - 1
 
 function commandArgs(args: WireValue): RedisArg[] {
   if (!Array.isArray(args) || args.length === 0 || typeof args[0] !== 'string') {
@@ -286,7 +303,8 @@ function commandArgs(args: WireValue): RedisArg[] {
   }
   const out: RedisArg[] = []
   for (const arg of args as readonly WireValue[]) {
-    if (typeof arg === 'string' || arg instanceof Uint8Array) out.push(arg)
+    if (typeof arg === 'string') out.push(checkWellFormed(arg, out.length))
+    else if (arg instanceof Uint8Array) out.push(arg)
     else throw new GuestFacingError('gearbox: execute arguments must be strings or bytes')
   }
   return out

@@ -1,3 +1,5 @@
+import { NestingLimitError, ReplyLimitError } from '../errors.js'
+
 /**
  * The wire format between the guest prelude and the host: JSON text where the values JSON
  * cannot carry are one-key objects whose key starts with U+0000 (no JSON a guest builds from
@@ -21,6 +23,13 @@ export type WireValue =
   | Uint8Array
   | readonly WireValue[]
   | { readonly [key: string]: WireValue }
+
+/**
+ * Deepest nesting of arrays/objects any conversion accepts (guest values, Redis replies, what the
+ * CLI prints); deeper values fail with NestingLimitError (ERR_GEARBOX_NESTING_LIMIT). The guest
+ * prelude uses the same number.
+ */
+export const MAX_NESTING_DEPTH = 1000
 
 export const BYTES_KEY = '\u0000b'
 export const BIGINT_KEY = '\u0000n'
@@ -54,7 +63,7 @@ export function utf8OrUndefined(bytes: Uint8Array): string | undefined {
 /** Encodes a value as wire JSON; `special` tells whether the guest must revive it. */
 export function encodeWire(value: WireValue): { json: string; special: boolean } {
   let special = false
-  const json = JSON.stringify(value, function (this: unknown, key: string, v: unknown) {
+  const json = boundedJson(() => JSON.stringify(value, function (this: unknown, key: string, v: unknown) {
     // The holder's own value: JSON.stringify has already applied toJSON (a Node Buffer's
     // turns it into {type, data}), so check what was there before that.
     const raw = (this as Record<string, unknown>)[key]
@@ -67,13 +76,13 @@ export function encodeWire(value: WireValue): { json: string; special: boolean }
       return { [BIGINT_KEY]: v.toString() }
     }
     return v
-  })
+  }))
   return { json: json === undefined ? 'null' : json, special }
 }
 
 /** Decodes wire JSON sent by the guest (payloads), reviving bytes and bigints. */
 export function decodeWire(json: string): WireValue {
-  return JSON.parse(json, (_key, v: unknown) => {
+  return boundedJson(() => JSON.parse(json, (_key, v: unknown) => {
     if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
       const o = v as Record<string, unknown>
       const b = o[BYTES_KEY]
@@ -82,7 +91,25 @@ export function decodeWire(json: string): WireValue {
       if (typeof n === 'string' && Object.keys(o).length === 1) return BigInt(n)
     }
     return v
-  }) as WireValue
+  }) as WireValue)
+}
+
+/**
+ * Runs a JSON conversion whose recursion V8 bounds by its own stack: what overflows it, or V8's
+ * longest string, becomes a coded error (both are V8's own conditions, observed host-side).
+ */
+function boundedJson<T>(convert: () => T): T {
+  try {
+    return convert()
+  } catch (error) {
+    if (error instanceof RangeError && /call stack/i.test(error.message)) {
+      throw new NestingLimitError(`a value nested too deeply to convert (more than ${MAX_NESTING_DEPTH} levels are refused)`)
+    }
+    if (error instanceof RangeError && /string length/i.test(error.message)) {
+      throw new ReplyLimitError('a value too large to convert to text')
+    }
+    throw error
+  }
 }
 
 /** A successful host reply carrying `value`. */

@@ -1,9 +1,9 @@
 /**
- * Worker side: turns what a guest threw into a coded error. QuickJS reports its own limits as
- * ordinary exceptions (`InternalError: out of memory`, `InternalError: stack overflow`,
- * `SyntaxError: stack overflow` from the parser), so they are recognised by message; limits the
- * sandbox detects itself (interrupt deadline, memory cap, host-call counts) win over whatever the
- * guest threw, since the guest could catch or disguise them.
+ * Worker side: turns what a guest threw into a coded error. A limit code comes only from what the
+ * engine observed (an allocation that failed at the memory cap, the stack written past its
+ * limit, the interrupt deadline, host-call counts), never from the name or text of the thrown
+ * value: QuickJS reports its limits as ordinary exceptions (`InternalError: out of memory`,
+ * `InternalError: stack overflow`) that any guest can also construct and throw.
  */
 import type { QuickJSContext, QuickJSHandle } from 'quickjs-emscripten-core'
 import type { WireError } from './protocol.js'
@@ -34,42 +34,67 @@ function clipStack(stack: string): string {
   return `${kept}\n    ... ${omitted} more frames`
 }
 
-function render(value: unknown): string {
-  if (typeof value === 'string') return value
-  try {
-    return JSON.stringify(value) ?? String(value)
-  } catch {
-    return String(value)
+/**
+ * Source of the function that reads a thrown value inside the guest realm. It is evaluated when
+ * the realm is built, before any user code, so it holds the original JSON.stringify and
+ * String.prototype.slice; it reads `name`, `message`, `stack` and `code` as properties (a
+ * guest getter runs, under the CPU limit) and encodes only strings, so no toJSON or prototype
+ * of the guest's shapes the description. Returns `[name, message, stack, code]` as JSON text.
+ */
+export const DESCRIBE_THROWN_SOURCE = `(() => {
+  const JSONStringify = JSON.stringify
+  const String_ = String
+  const slice = Function.prototype.call.bind(String.prototype.slice)
+  const MAX = ${MAX_MESSAGE_CHARS + 1}
+  const text = (value) => (typeof value === 'string' ? JSONStringify(value.length > MAX ? slice(value, 0, MAX) : value) : 'null')
+  const read = (object, key) => { try { return object[key] } catch { return undefined } }
+  return function describeThrown(thrown) {
+    if (thrown !== null && (typeof thrown === 'object' || typeof thrown === 'function')) {
+      const message = read(thrown, 'message')
+      if (typeof message === 'string') {
+        const stack = read(thrown, 'stack')
+        return '[' + text(read(thrown, 'name')) + ',' + text(message) + ',' + text(typeof stack === 'string' && stack.length > ${MAX_STACK_CHARS * 64} ? slice(stack, 0, ${MAX_STACK_CHARS * 64}) : stack) + ',' + text(read(thrown, 'code')) + ']'
+      }
+    }
+    let rendered
+    try { rendered = typeof thrown === 'string' ? thrown : JSONStringify(thrown) } catch {}
+    if (typeof rendered !== 'string') { try { rendered = String_(thrown) } catch {} }
+    return '[null,' + text(typeof rendered === 'string' ? rendered : 'the guest threw a value that could not be read') + ',null,null]'
   }
-}
+})()`
 
 /**
- * Reads a thrown guest value. Runs guest getters (name, message, toJSON): the interrupt handler
- * stays installed, so a hostile getter is still bounded by the CPU limit. Disposes `thrown`.
+ * Reads a thrown guest value with the realm's describer (see {@link DESCRIBE_THROWN_SOURCE}).
+ * Runs guest getters: the interrupt handler stays installed, so a hostile getter is still
+ * bounded by the CPU limit. Disposes `thrown`.
  */
-export function describeThrown(ctx: QuickJSContext, thrown: QuickJSHandle): GuestFailure {
-  let dumped: unknown
+export function describeThrown(ctx: QuickJSContext, describer: QuickJSHandle, thrown: QuickJSHandle): GuestFailure {
+  const unreadable: GuestFailure = { name: 'Error', message: 'the guest threw a value that could not be read' }
+  let fields: unknown
   try {
-    dumped = ctx.dump(thrown)
+    const result = ctx.callFunction(describer, ctx.undefined, thrown)
+    if (result.error) {
+      result.error.dispose()
+      return unreadable
+    }
+    const json = ctx.typeof(result.value) === 'string' ? ctx.getString(result.value) : undefined
+    result.value.dispose()
+    if (json === undefined) return unreadable
+    fields = JSON.parse(json)
   } catch {
-    return { name: 'Error', message: 'the guest threw a value that could not be read' }
+    return unreadable
   } finally {
     if (thrown.alive) thrown.dispose()
   }
-  // `throw null` also comes from QuickJS itself when it cannot allocate the error object; the
-  // memory-cap check in classifyFailure catches that case.
-  if (typeof dumped === 'object' && dumped !== null) {
-    const fields = dumped as { name?: unknown; message?: unknown; stack?: unknown; code?: unknown }
-    if (typeof fields.message === 'string') {
-      const name = typeof fields.name === 'string' ? fields.name : 'Error'
-      const message = clip(fields.message, MAX_MESSAGE_CHARS)
-      const code = typeof fields.code === 'string' ? { code: clip(fields.code, 200) } : {}
-      return typeof fields.stack === 'string' && fields.stack !== ''
-        ? { name, message, stack: clipStack(fields.stack), ...code }
-        : { name, message, ...code }
-    }
+  if (!Array.isArray(fields)) return unreadable
+  const [name, message, stack, code] = fields as unknown[]
+  if (typeof message !== 'string') return unreadable
+  return {
+    name: typeof name === 'string' ? name : 'Error',
+    message: clip(message, MAX_MESSAGE_CHARS),
+    ...(typeof stack === 'string' && stack !== '' ? { stack: clipStack(stack) } : {}),
+    ...(typeof code === 'string' ? { code: clip(code, 200) } : {}),
   }
-  return { name: 'Error', message: clip(render(dumped), MAX_MESSAGE_CHARS) }
 }
 
 export function memoryLimitError(limits: Limits): WireError {
@@ -93,22 +118,27 @@ export function cpuLimitError(limits: Limits): WireError {
   }
 }
 
+/** What the engine observed during a failed execution. */
+export interface EngineObservations {
+  /** An allocation failed at the memory cap. */
+  readonly memoryCapHit: boolean
+  /** The guest's stack reached the engine's stack limit (its own check tripped). */
+  readonly stackLimitHit: boolean
+}
+
 /**
- * The coded error for a guest failure.
- * @param capHit - an allocation failed at the memory cap during this execution.
+ * The coded error for a guest failure. A limit the engine observed wins over whatever the guest
+ * threw afterwards: a guest that caught a real stack overflow or out-of-memory and then fails
+ * (rethrowing it later, or throwing anything else) gets the limit's code. One that caught it and
+ * finished normally succeeds, except for memory (an allocation failed at the cap: always the limit).
  */
-export function classifyFailure(failure: GuestFailure, limits: Limits, capHit: boolean): WireError {
-  if (capHit) return memoryLimitError(limits)
-  const { name, message } = failure
-  if (message === 'stack overflow' && (name === 'InternalError' || name === 'SyntaxError' || name === 'RangeError')) {
-    return stackLimitError(limits)
-  }
-  // An allocation bigger than the whole cap is refused before the memory grows.
-  if (message === 'out of memory' && name === 'InternalError') return memoryLimitError(limits)
+export function classifyFailure(failure: GuestFailure, limits: Limits, observed: EngineObservations): WireError {
+  if (observed.memoryCapHit) return memoryLimitError(limits)
+  if (observed.stackLimitHit) return stackLimitError(limits)
   return {
     code: 'ERR_GEARBOX_GUEST',
-    message,
-    guestName: name,
+    message: failure.message,
+    guestName: failure.name,
     ...(failure.stack === undefined ? {} : { guestStack: failure.stack }),
     ...(failure.code === undefined ? {} : { guestCode: failure.code }),
   }

@@ -61,9 +61,7 @@ export class GuestExecution {
   start(): void {
     const { rt, ctx, module } = this.realm
     rt.setMaxStackSize(this.limits.stackBytes)
-    // Secondary guard: in this build it counts allocations, not bytes (quickjs-emscripten #255),
-    // but it refuses any single allocation larger than the cap before the memory even grows.
-    rt.setMemoryLimit(module.capBytes)
+    module.armStackGuard(this.limits.stackBytes)
     this.env.clock.reset()
     if (Atomics.load(this.env.words, STOP) !== 0) {
       this.stopped = true
@@ -81,6 +79,14 @@ export class GuestExecution {
         }
         result.value.dispose()
       }
+      // Promise jobs the top level queued without handing them to the entry (an un-awaited
+      // `Promise.resolve().then(() => execute(...))`) run now, before the entry reports the
+      // outcome: the script's writes are never dropped. A job that waits on an async host call
+      // continues when the reply comes, while the entry's promise is pending.
+      this.env.clock.pause()
+      this.pumpJobs()
+      if (this.finished) return
+      this.env.clock.resume()
       const result = ctx.evalCode(this.entry, ENTRY_FILENAME, GLOBAL_EVAL)
       this.env.clock.pause()
       if (result.error) this.conclude({ thrown: this.describe(result.error) })
@@ -272,7 +278,7 @@ export class GuestExecution {
   private describe(thrown: QuickJSHandle): GuestFailure {
     this.env.clock.resume()
     try {
-      return describeThrown(this.realm.ctx, thrown)
+      return describeThrown(this.realm.ctx, this.realm.describer, thrown)
     } finally {
       this.env.clock.pause()
     }
@@ -319,7 +325,10 @@ export class GuestExecution {
       }
       return { ok: true, value: conclusion.value }
     }
-    if ('thrown' in conclusion) return { ok: false, error: classifyFailure(conclusion.thrown, this.limits, false) }
+    if ('thrown' in conclusion) {
+      const observed = { memoryCapHit: false, stackLimitHit: this.realm.module.stackGuardTouched(this.limits.stackBytes) }
+      return { ok: false, error: classifyFailure(conclusion.thrown, this.limits, observed) }
+    }
     if ('error' in conclusion) return { ok: false, error: conclusion.error }
     return { ok: false, error: { code: 'ERR_GEARBOX_SANDBOX', message: 'execution ended without a result' } }
   }

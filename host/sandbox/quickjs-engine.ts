@@ -27,6 +27,7 @@ import {
   type QuickJSSyncVariant,
   type QuickJSWASMModule,
 } from 'quickjs-emscripten-core'
+import { DESCRIBE_THROWN_SOURCE } from './guest-errors.js'
 import { INTERPRETER_BASE_BYTES, MAX_STACK_BYTES, memoryCapPages } from './limits.js'
 import { MemorySnapshot } from './memory-snapshot.js'
 import type { GuestScript } from './types.js'
@@ -63,6 +64,18 @@ const REALM_SETUP = `delete globalThis.SharedArrayBuffer;
     value: (x, y) => { a = (x | 0) || 1; b = (y | 0) || 2 }, writable: true, configurable: true,
   })
 })();`
+
+/**
+ * The stack guard (see CappedModule.armStackGuard). Measured in this build, with the stack top
+ * taken {@link STACK_TOP_OFFSET} below the first malloc: the deepest frame of legitimate
+ * recursion ends 8 bytes short of `stackBytes`; raising the overflow error writes down to ~800
+ * bytes past it. The guard starts {@link STACK_GUARD_SLACK} bytes past `stackBytes` (room for
+ * where QuickJS recorded its top) and is long enough for any throw path.
+ */
+const STACK_TOP_OFFSET = 64
+const STACK_GUARD_SLACK = 256
+const STACK_GUARD_BYTES = 4096
+const STACK_GUARD_BYTE = 0xa5
 
 /** Handles quickjs-emscripten caches lazily on the context (they must predate a snapshot). */
 const LAZY_CONTEXT_HANDLES = ['_undefined', '_null', '_false', '_true', '_global', '_BigInt', '_Symbol', '_SymbolIterator', '_SymbolAsyncIterator'] as const
@@ -164,6 +177,35 @@ export class CappedModule {
     })
   }
 
+  /**
+   * Arms the stack guard for an execution with `stackBytes` of stack: fills the bytes just past
+   * the engine's stack limit with a pattern. QuickJS checks its stack on every call and parse
+   * level, so legitimate code stays above the limit; raising its stack-overflow error runs below
+   * it and overwrites the pattern. Nothing is live there between calls into the module.
+   */
+  armStackGuard(stackBytes: number): void {
+    const guard = this.stackGuardRange(stackBytes)
+    if (guard !== undefined) new Uint8Array(this.memory.buffer, guard.from, guard.to - guard.from).fill(STACK_GUARD_BYTE)
+  }
+
+  /** Whether the guest's stack went past the engine's limit since {@link armStackGuard}. */
+  stackGuardTouched(stackBytes: number): boolean {
+    const guard = this.stackGuardRange(stackBytes)
+    if (guard === undefined) return false
+    const bytes = new Uint8Array(this.memory.buffer, guard.from, guard.to - guard.from)
+    for (let i = 0; i < bytes.length; i++) if (bytes[i] !== STACK_GUARD_BYTE) return true
+    return false
+  }
+
+  private stackGuardRange(stackBytes: number): { from: number; to: number } | undefined {
+    if (this.heapStart === undefined) return undefined
+    // The shadow stack grows down from just below the heap; QuickJS's limit sits `stackBytes`
+    // below the stack top it recorded when the runtime was created (a few frames in).
+    const to = this.heapStart - STACK_TOP_OFFSET - stackBytes - STACK_GUARD_SLACK
+    const from = to - STACK_GUARD_BYTES
+    return from > 0 ? { from, to } : undefined
+  }
+
   /** Whether the module should be replaced before the next execution. */
   get worn(): boolean {
     return (
@@ -177,6 +219,8 @@ export interface Realm {
   readonly rt: QuickJSRuntime
   readonly ctx: QuickJSContext
   readonly module: CappedModule
+  /** Reads thrown values without the guest's prototypes (guest-errors.ts DESCRIBE_THROWN_SOURCE). */
+  readonly describer: QuickJSHandle
   /** Scripts already evaluated in it, ahead of the job (see ExecutionJob.preload). */
   readonly preloaded: readonly GuestScript[]
   /** Memory right after setup and preload: restored after each execution instead of a new realm. */
@@ -297,6 +341,7 @@ export class QuickJSEngine {
   disposeRetired(): void {
     for (let realm = this.retired.pop(); realm !== undefined; realm = this.retired.pop()) {
       try {
+        if (realm.describer.alive) realm.describer.dispose()
         realm.ctx.dispose()
         realm.rt.dispose()
       } catch {
@@ -331,7 +376,10 @@ export class QuickJSEngine {
     const hooks = this.hooks
     // Preloaded scripts run before the job sets its own limits.
     rt.setMaxStackSize(MAX_STACK_BYTES)
-    rt.setMemoryLimit(module.capBytes)
+    // No byte limit of QuickJS's own: every allocation then meets the capped memory, whose
+    // refusal the module observes (an allocation QuickJS refused itself would look, to the host,
+    // just like an error the guest threw).
+    rt.setMemoryLimit(-1)
     rt.setInterruptHandler(() => hooks.shouldInterrupt())
     const ctx = rt.newContext()
     ctx
@@ -341,7 +389,8 @@ export class QuickJSEngine {
       .newFunction('__gearbox_host_start', (op?: QuickJSHandle, payload?: QuickJSHandle) => hooks.hostStart(ctx, op, payload))
       .consume((fn) => ctx.setProp(ctx.global, '__gearbox_host_start', fn))
     ctx.unwrapResult(ctx.evalCode(REALM_SETUP, 'gearbox-realm.js', { type: 'global' })).dispose()
-    return { rt, ctx, module, preloaded: [] }
+    const describer = ctx.unwrapResult(ctx.evalCode(DESCRIBE_THROWN_SOURCE, 'gearbox-describe.js', { type: 'global' }))
+    return { rt, ctx, module, describer, preloaded: [] }
   }
 }
 

@@ -124,6 +124,49 @@ hostile('recursion through getters', `const o = {}; Object.defineProperty(o, 'x'
 hostile('parser recursion (nested parentheses)', `eval('('.repeat(100000) + '1' + ')'.repeat(100000))`, STACK)
 hostile('JSON.parse of deep nesting', `JSON.parse('['.repeat(100000) + ']'.repeat(100000))`, STACK)
 
+// Forged limit errors: codes come from what the engine observed, not from what was thrown ------
+
+const GUEST = 'ERR_GEARBOX_GUEST'
+hostile('a thrown object shaped like an out-of-memory error', `throw { name: 'InternalError', message: 'out of memory' }`, GUEST)
+hostile('new InternalError("out of memory")', `throw new InternalError('out of memory')`, GUEST)
+hostile('new InternalError("stack overflow")', `throw new InternalError('stack overflow')`, GUEST)
+hostile('new RangeError("stack overflow")', `throw new RangeError('stack overflow')`, GUEST)
+hostile('a SyntaxError "stack overflow" from eval of a small string', `eval('throw new SyntaxError("stack overflow")')`, GUEST)
+hostile(
+  'a forged overflow thrown from a promise job',
+  `Promise.resolve().then(() => { throw new InternalError('stack overflow') })`,
+  GUEST,
+)
+hostile(
+  'a real overflow caught, then rethrown later',
+  `let saved; function f() { f() } try { f() } catch (e) { saved = e } throw saved`,
+  STACK,
+)
+hostile(
+  'a real overflow caught, then a different error thrown',
+  `function f() { f() } try { f() } catch (e) {} throw new Error('something else')`,
+  STACK,
+)
+contained(
+  'a real overflow caught and recovered from: the execution succeeds',
+  `function f() { f() } let r = 'none'; try { f() } catch (e) { r = e.name + ': ' + e.message } r`,
+  'InternalError: stack overflow',
+)
+hostile(
+  'a real out-of-memory caught, then a forged one thrown',
+  `try { const a = []; for (;;) a.push(new Uint8Array(1 << 20)) } catch (e) {} throw new InternalError('stack overflow')`,
+  MEMORY,
+)
+hostile('one allocation larger than the whole cap', `new Uint8Array(64 * 1024 * 1024).length + ''`, MEMORY)
+test('deep legitimate recursion that stays under the limit, then a forged overflow: guest error', async () => {
+  // Recursion to a depth that fits comfortably, then a thrown look-alike.
+  const entry = `function f(n) { return n > 0 ? f(n - 1) + 1 : 0 } f(800); throw new InternalError('stack overflow')`
+  const error = await failure(pool.start(job(entry), new FakeHost()).result)
+  assert.is(error.code, GUEST)
+  assert.is(error.message, 'stack overflow')
+  await assertPoolHealthy()
+})
+
 // Escape attempts: nothing of the host is reachable -----------------------------------------------
 
 /** What a real prelude does: capture the host functions, then delete them from the global. */
