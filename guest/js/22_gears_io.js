@@ -9,6 +9,21 @@
   const ArrayPrototypeSlice = uncurryThis(Array.prototype.slice)
   const SymbolIterator = Symbol.iterator
   const SymbolAsyncIterator = Symbol.asyncIterator
+  const ArrayPrototype = Array.prototype
+  const ObjectPrototype = Object.prototype
+  const ObjectPrototypeHasOwnProperty = uncurryThis(Object.prototype.hasOwnProperty)
+
+  /**
+   * JSON of an array of strings. The native JSONStringify is the fast path, but it honours a
+   * toJSON the script put on Array.prototype or Object.prototype: then the prelude's encodeWire
+   * (own data properties only) is used instead.
+   */
+  function stringsJson(strings) {
+    if (ObjectPrototypeHasOwnProperty(ArrayPrototype, 'toJSON') || ObjectPrototypeHasOwnProperty(ObjectPrototype, 'toJSON')) {
+      return encodeWire(strings)
+    }
+    return JSONStringify(strings)
+  }
 
   // ---- the sink ----
 
@@ -22,7 +37,7 @@
 
     function recordsJson(records) {
       for (let i = 0; i < records.length; i++) if (typeof records[i] !== 'string') return encodeWire(records)
-      return JSONStringify(records)
+      return stringsJson(records)
     }
 
     // Keeps each gears.emit payload well under limits.maxReplyBytes: big records go in smaller groups.
@@ -50,9 +65,9 @@
         emitRecords(ArrayPrototypeSlice(records, half), errors, final)
         return
       }
-      let payload = '{"r":' + json + ',"e":' + JSONStringify(errors)
+      let payload = '{"r":' + json + ',"e":' + stringsJson(errors)
       json = null
-      if (final) payload += ',"done":true,"profile":' + JSONStringify(profile())
+      if (final) payload += ',"done":true,"profile":' + encodeWire(profile())
       hostCall('gears.emit', payload + '}')
     }
 

@@ -37,6 +37,7 @@ const HIJACK = `
   Set.prototype.forEach = boom('Set.forEach')
   String.fromCharCode = () => 'hijacked'
   Number.isNaN = () => true
+  Array.prototype.toJSON = () => 'hijacked'
 `
 
 // Each flow with what it must give; the generator yields without array iteration.
