@@ -14,7 +14,7 @@ const t = suite('execute')
 
 t.before(async () => {
   ctx.redis = await startRedis()
-  ctx.box = await TestBox.create({ redis: ctx.redis.url, workers: 1, denyCommands: ['FLUSHALL', 'DEBUG'], allowCommands: ['FLUSHDB'] })
+  ctx.box = await TestBox.create({ redis: ctx.redis.url, workers: 1, denyCommands: ['FLUSHALL', 'DEBUG'], allowCommands: ['FLUSHDB', 'EVAL'] })
   ctx.client = new Redis(ctx.redis.url, { protocol: 2 })
 })
 
