@@ -50,6 +50,8 @@ export interface GearboxOptions {
   readonly config?: Readonly<Record<string, string>>
   /** Commands functions may not send, e.g. `['FLUSHALL', 'CONFIG SET']`. Default: the policy's list. */
   readonly denyCommands?: readonly string[]
+  /** Commands the built-in policy refuses that functions may run anyway, e.g. `['EVAL']` or `['@scripting']`. Default: none. */
+  readonly allowCommands?: readonly string[]
   /** Re-runs of a conflicting `atomic()` block before it fails with ERR_GEARBOX_ATOMIC_CONFLICT. Default 16. */
   readonly atomicRetries?: number
   /** How sandbox workers are started. Default: Node worker threads. */
@@ -263,15 +265,22 @@ async function connect(options: GearboxOptions): Promise<{ backend: RedisBackend
     throw new InvalidArgumentError('redis must be a URL, {cluster: [urls]}, an ioredis client or a RedisBackend')
   }
   if (typeof target === 'object' && isBackend(target)) {
-    if (options.denyCommands !== undefined) {
-      throw new InvalidArgumentError('denyCommands cannot apply to a RedisBackend you built: pass it to createRedisBackend instead')
+    if (options.denyCommands !== undefined || options.allowCommands !== undefined) {
+      throw new InvalidArgumentError('denyCommands and allowCommands cannot apply to a RedisBackend you built: pass them to createRedisBackend instead')
     }
     return { backend: target, owned: false }
   }
   // A URL, cluster seeds, or an ioredis client whose options the backend copies (it opens its
   // own connections, so closing the backend leaves the client to its owner).
   const backend = createRedisBackend(target, {
-    ...(options.denyCommands === undefined ? {} : { commandPolicy: { denyCommands: options.denyCommands } }),
+    ...(options.denyCommands === undefined && options.allowCommands === undefined
+      ? {}
+      : {
+          commandPolicy: {
+            ...(options.denyCommands === undefined ? {} : { denyCommands: options.denyCommands }),
+            ...(options.allowCommands === undefined ? {} : { allowCommands: options.allowCommands }),
+          },
+        }),
   })
   try {
     // Fail here, with the address in the message, rather than in the first guest's execute().

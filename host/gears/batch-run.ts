@@ -372,6 +372,7 @@ export class GearsRun {
       backend: this.#host.backend,
       shard,
       batchSize: this.#batchSize,
+      maxReplyBytes: this.#options.limits.maxReplyBytes,
       ...(this.#host.serverSideReads === undefined ? {} : { serverSideReads: this.#host.serverSideReads }),
     }
   }

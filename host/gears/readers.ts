@@ -13,9 +13,11 @@
  *   different slots, so one pipelined GET per key on the page's master), then the keys that are
  *   not strings by TYPE and their type's read command. ~0.4x the raw loops.
  */
+import { createHash } from 'node:crypto'
 import { keySlot } from '../cluster/slots.js'
-import { RedisReplyError, UnexpectedReplyError } from '../errors.js'
+import { RedisReplyError, ReplyLimitError, UnexpectedReplyError } from '../errors.js'
 import type { RedisArg, RedisBackend, RedisReply, ShardInfo } from '../redis/types.js'
+import { DEFAULT_LIMITS } from '../sandbox/limits.js'
 import { GuestFacingError } from '../runtime/guest-facing-error.js'
 import {
   bulkJson,
@@ -55,6 +57,8 @@ export interface ReaderContext {
   readonly batchSize: number
   /** Read key pages with {@link PAGE_SCRIPT} when Redis allows EVAL. Default true. */
   readonly serverSideReads?: boolean
+  /** The run's limits.maxReplyBytes: the page script refuses larger values. Default: DEFAULT_LIMITS'. */
+  readonly maxReplyBytes?: number
 }
 
 /** The largest SCAN COUNT a guest can ask for (KeysOnlyReader `count`). */
@@ -217,54 +221,113 @@ function recordType(type: string): string {
 }
 
 /**
- * One SCAN page read inside Redis: SCAN, the values (MGET in standalone; a GET per key in a
- * cluster, where a script may not MGET keys of different slots), the other types read by type
- * (HGETALL, LRANGE, SMEMBERS, ZRANGE WITHSCORES, XRANGE), and the page encoded as JSON by Redis's
- * cjson. The host only checks that the text is UTF-8 and forwards it (no per-key work here); the
- * guest shapes hash, zset and stream values from their flat replies. Atomic, so a key cannot change
- * between TYPE and its read.
- * ARGV: cursor, count, withValues ('1'/'0'), useMget ('1'/'0'), [pattern].
- * Reply: [cursor, json, key count]; json is {"k": keys, "v": values[, "t": Redis types]} or the keys.
+ * The most value bytes {@link PAGE_SCRIPT} reads inside Redis per call (less when maxReplyBytes is
+ * small): Redis runs the script atomically, so what it copies and cjson-encodes in one call is
+ * time every other client waits. Values past the budget are left to plain commands.
+ */
+export const PAGE_BYTE_BUDGET = 4 * 1024 * 1024
+
+/** The page script's byte budget for a run whose replies are capped at `maxReplyBytes`. */
+export function pageByteBudget(maxReplyBytes: number): number {
+  // cjson may write a byte as \u00XX (6 bytes): the page's JSON stays well under maxReplyBytes.
+  return Math.max(1, Math.min(PAGE_BYTE_BUDGET, Math.floor(maxReplyBytes / 8)))
+}
+
+/**
+ * One SCAN page read inside Redis: SCAN, then each key's size checked before its value is read
+ * (STRLEN; MEMORY USAGE for the other types, an estimate from a few elements: both cheap), then the
+ * values that fit in the byte budget (MGET in standalone; a GET per key in a cluster, where a
+ * script may not MGET keys of different slots; HGETALL, LRANGE, SMEMBERS, ZRANGE WITHSCORES,
+ * XRANGE by type), encoded as JSON by Redis's cjson. The host only checks that the text is UTF-8
+ * and forwards it; the guest shapes hash, zset and stream values from their flat replies. A value
+ * larger than the run's maxReplyBytes fails the call with GEARBOX_REPLY_LIMIT before anything is
+ * read; the keys left past the budget come back with their sizes for plain commands.
+ * ARGV: cursor, count, withValues ('1'/'0'), useMget ('1'/'0'), byte budget, max value bytes, [pattern].
+ * Reply: [cursor, json, key count, rest]; json is {"k": keys, "v": values[, "t": Redis types]} or
+ * the keys; rest is [key, size, key, size, ...] (keys not read here).
  */
 export const PAGE_SCRIPT = `local r
-if ARGV[5] then r = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[5], 'COUNT', ARGV[2])
+if ARGV[7] then r = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[7], 'COUNT', ARGV[2])
 else r = redis.call('SCAN', ARGV[1], 'COUNT', ARGV[2]) end
 local keys = r[2]
-if #keys == 0 then return {r[1], '', 0} end
-if ARGV[3] ~= '1' then return {r[1], cjson.encode(keys), #keys} end
+if #keys == 0 then return {r[1], '', 0, {}} end
+if ARGV[3] ~= '1' then return {r[1], cjson.encode(keys), #keys, {}} end
+local budget = tonumber(ARGV[5])
+local maxValue = tonumber(ARGV[6])
+local take, kinds, rest = {}, {}, {}
+local used = 0
+for i = 1, #keys do
+  local n = redis.pcall('STRLEN', keys[i])
+  local kind = 'string'
+  if type(n) ~= 'number' then
+    kind = redis.call('TYPE', keys[i])['ok']
+    n = redis.call('MEMORY', 'USAGE', keys[i]) or 0
+  end
+  if n > maxValue then
+    return redis.error_reply('GEARBOX_REPLY_LIMIT a ' .. kind .. ' value of ' .. n .. ' bytes exceeds limits.maxReplyBytes (' .. ARGV[6] .. ' bytes)')
+  end
+  if used + n <= budget then
+    used = used + n
+    take[#take + 1] = keys[i]
+    kinds[#take] = kind
+  else
+    rest[#rest + 1] = keys[i]
+    rest[#rest + 1] = n
+  end
+end
+if #take == 0 then return {r[1], '', 0, rest} end
 local vals = {}
-if ARGV[4] == '1' and #keys <= 4000 then
-  vals = redis.call('MGET', unpack(keys))
+local strings = {}
+for i = 1, #take do if kinds[i] == 'string' then strings[#strings + 1] = i end end
+if ARGV[4] == '1' and #strings > 0 and #strings <= 4000 then
+  local names = {}
+  for j = 1, #strings do names[j] = take[strings[j]] end
+  local got = redis.call('MGET', unpack(names))
+  for j = 1, #strings do vals[strings[j]] = got[j] end
 else
-  for i = 1, #keys do
-    local v = redis.pcall('GET', keys[i])
-    if type(v) == 'string' then vals[i] = v else vals[i] = false end
+  for j = 1, #strings do
+    local v = redis.pcall('GET', take[strings[j]])
+    if type(v) == 'string' then vals[strings[j]] = v else vals[strings[j]] = false end
   end
 end
 local types = nil
-for i = 1, #keys do
+for i = 1, #take do
   if not vals[i] then
     if not types then
       types = {}
-      for j = 1, #keys do types[j] = 'string' end
+      for j = 1, #take do types[j] = 'string' end
     end
-    local t = redis.call('TYPE', keys[i])['ok']
+    local t = redis.call('TYPE', take[i])['ok']
     types[i] = t
-    if t == 'hash' then vals[i] = redis.call('HGETALL', keys[i])
-    elseif t == 'list' then vals[i] = redis.call('LRANGE', keys[i], 0, -1)
-    elseif t == 'set' then vals[i] = redis.call('SMEMBERS', keys[i])
-    elseif t == 'zset' then vals[i] = redis.call('ZRANGE', keys[i], 0, -1, 'WITHSCORES')
-    elseif t == 'stream' then vals[i] = redis.call('XRANGE', keys[i], '-', '+') end
+    vals[i] = false
+    if t == 'hash' then vals[i] = redis.call('HGETALL', take[i])
+    elseif t == 'list' then vals[i] = redis.call('LRANGE', take[i], 0, -1)
+    elseif t == 'set' then vals[i] = redis.call('SMEMBERS', take[i])
+    elseif t == 'zset' then vals[i] = redis.call('ZRANGE', take[i], 0, -1, 'WITHSCORES')
+    elseif t == 'stream' then vals[i] = redis.call('XRANGE', take[i], '-', '+') end
   end
 end
-if types then return {r[1], cjson.encode({k = keys, v = vals, t = types}), #keys} end
-return {r[1], cjson.encode({k = keys, v = vals}), #keys}`
+if types then return {r[1], cjson.encode({k = take, v = vals, t = types}), #take, rest} end
+return {r[1], cjson.encode({k = take, v = vals}), #take, rest}`
+
+/** SHA1 of {@link PAGE_SCRIPT}: pages are read with EVALSHA, so Redis's script cache holds one entry. */
+export const PAGE_SCRIPT_SHA1 = createHash('sha1').update(PAGE_SCRIPT).digest('hex')
+
+/** The page script's GEARBOX_REPLY_LIMIT error as the coded ReplyLimitError; other errors unchanged. */
+function limitError(error: unknown): unknown {
+  if (error instanceof RedisReplyError && error.message.startsWith('GEARBOX_REPLY_LIMIT ')) {
+    return new ReplyLimitError(`KeysReader: ${error.message.slice('GEARBOX_REPLY_LIMIT '.length)}`)
+  }
+  return error
+}
 
 /** What a page script returned; `json` undefined when the page held bytes that are not UTF-8. */
 interface ScriptPage {
   readonly cursor: string
   readonly json: string | undefined
   readonly count: number
+  /** Keys of the page the script left (past its byte budget), with their sizes. */
+  readonly rest: { readonly key: Uint8Array; readonly size: number }[]
 }
 
 /**
@@ -277,6 +340,8 @@ class KeysSource implements BatchSource {
   #started = false
   #done = false
   #serverSide: boolean
+  /** Keys a page script left past its byte budget: read next, with plain commands. */
+  #pending: { readonly key: Uint8Array; readonly size: number }[] = []
 
   constructor(
     private readonly ctx: ReaderContext,
@@ -302,6 +367,16 @@ class KeysSource implements BatchSource {
       return this.#batchOf([key])
     }
     for (;;) {
+      if (this.#pending.length > 0) {
+        const big = this.#pending[0]!
+        if (big.size > pageByteBudget(this.#maxReplyBytes)) {
+          this.#pending.shift()
+          const batch = await this.#bigStringBatch(big.key, big.size)
+          if (batch !== undefined) return batch
+          return this.#batchOf([big.key])
+        }
+        return this.#batchOf(this.#takePending())
+      }
       if (this.#started && this.#cursor === '0') {
         this.#done = true
         return null
@@ -319,6 +394,7 @@ class KeysSource implements BatchSource {
         }
         if (page.json !== undefined) {
           this.#cursor = page.cursor
+          this.#pending.push(...page.rest)
           if (page.count === 0) continue
           return this.#scriptBatch(page, page.json)
         }
@@ -333,15 +409,90 @@ class KeysSource implements BatchSource {
     }
   }
 
+  /** Pending keys up to the byte budget (at least one: a value over the budget, within maxReplyBytes, alone). */
+  #takePending(): Uint8Array[] {
+    const budget = pageByteBudget(this.#maxReplyBytes)
+    const out: Uint8Array[] = []
+    let used = 0
+    while (this.#pending.length > 0) {
+      const next = this.#pending[0]!
+      if (out.length > 0 && used + next.size > budget) break
+      used += next.size
+      out.push(next.key)
+      this.#pending.shift()
+    }
+    return out
+  }
+
+  /**
+   * A string over the page budget, read in budget-sized GETRANGE pieces: one GET would make Redis
+   * copy the whole value into its reply buffer at once (measured: 55-130 ms for 60 MB, during which
+   * it answers no one). Not atomic: a value rewritten between pieces is read torn, as any chunked
+   * read would be. undefined when the key is no longer a string (read by type instead).
+   */
+  async #bigStringBatch(key: Uint8Array, size: number): Promise<RecordBatch | undefined> {
+    const budget = pageByteBudget(this.#maxReplyBytes)
+    const shard = { shard: this.ctx.shard.id, internal: true }
+    const type = statusText(await this.ctx.backend.call(['TYPE', key], shard))
+    if (type !== 'string') return undefined
+    const pieces: Uint8Array[] = []
+    let length = 0
+    // Bounded: a value that keeps growing is read up to its size when checked, plus one budget.
+    for (let from = 0; from < size + budget; from += budget) {
+      const piece = await this.ctx.backend.call(['GETRANGE', key, String(from), String(from + budget - 1)], shard)
+      if (!(piece instanceof Uint8Array) || piece.length === 0) break
+      pieces.push(piece)
+      length += piece.length
+      if (length > this.#maxReplyBytes) throw new ReplyLimitError(`KeysReader: a string value grew past limits.maxReplyBytes (${this.#maxReplyBytes} bytes) while read`)
+      if (piece.length < budget) break
+    }
+    const value = new Uint8Array(length)
+    let at = 0
+    for (const piece of pieces) {
+      value.set(piece, at)
+      at += piece.length
+    }
+    const columns = new KeyValueColumns()
+    columns.push(keyJson(key, columns.batch), bulkJson(value, columns.batch), 'string')
+    return { reply: columns.reply(), count: columns.count }
+  }
+
+  get #maxReplyBytes(): number {
+    return this.ctx.maxReplyBytes ?? DEFAULT_LIMITS.maxReplyBytes
+  }
+
   async #scriptPage(): Promise<ScriptPage> {
-    const args = ['EVAL', PAGE_SCRIPT, '0', this.#cursor, String(this.count), this.shape === 'values' ? '1' : '0', this.standalone ? '1' : '0']
-    if (this.pattern !== '*') args.push(this.pattern)
-    const reply = await this.ctx.backend.call(args, { shard: this.ctx.shard.id, internal: true })
-    const [cursor, json, count] = Array.isArray(reply) ? reply : []
-    if (!(cursor instanceof Uint8Array) || !(json instanceof Uint8Array) || typeof count !== 'number') {
+    const argv: RedisArg[] = [
+      this.#cursor,
+      String(this.count),
+      this.shape === 'values' ? '1' : '0',
+      this.standalone ? '1' : '0',
+      String(pageByteBudget(this.#maxReplyBytes)),
+      String(this.#maxReplyBytes),
+    ]
+    if (this.pattern !== '*') argv.push(this.pattern)
+    const options = { shard: this.ctx.shard.id, internal: true }
+    let reply: RedisReply
+    try {
+      reply = await this.ctx.backend.call(['EVALSHA', PAGE_SCRIPT_SHA1, '0', ...argv], options)
+    } catch (error) {
+      if (!(error instanceof RedisReplyError && error.message.startsWith('NOSCRIPT'))) throw limitError(error)
+      // EVAL caches the script under the same SHA1: one entry, whatever the number of pages.
+      reply = await this.ctx.backend.call(['EVAL', PAGE_SCRIPT, '0', ...argv], options).catch((e: unknown) => {
+        throw limitError(e)
+      })
+    }
+    const [cursor, json, count, rest] = Array.isArray(reply) ? reply : []
+    if (!(cursor instanceof Uint8Array) || !(json instanceof Uint8Array) || typeof count !== 'number' || !Array.isArray(rest)) {
       throw new UnexpectedReplyError('the KeysReader page script answered with an unexpected reply')
     }
-    return { cursor: bulkText(cursor) ?? '0', json: bulkText(json), count }
+    const left: { key: Uint8Array; size: number }[] = []
+    for (let i = 0; i + 1 < rest.length; i += 2) {
+      const key = rest[i]
+      const size = rest[i + 1]
+      if (key instanceof Uint8Array && typeof size === 'number') left.push({ key, size })
+    }
+    return { cursor: bulkText(cursor) ?? '0', json: bulkText(json), count, rest: left }
   }
 
   /** The guest reply for a script page: the page's JSON as Redis encoded it. */

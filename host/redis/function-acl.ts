@@ -3,14 +3,15 @@
  *
  * Functions' connections authenticate as a Redis user whose rules are the command policy, so
  * the guarantee comes from Redis itself (Lua a function runs can do no more than the function);
- * the host-side check in command-policy.ts gives the same answers earlier, with clearer texts.
- * gearbox's own connections (page reads, topology, registration state) use the connection's
- * configured user instead.
+ * the host-side check in command-policy.ts evaluates these same rules (acl-check.ts) and gives
+ * the same answers earlier, with clearer texts. gearbox's own connections (page reads, topology,
+ * registration state) use the connection's configured user instead.
  *
  * Default: every command, less the categories a function has no business with (@admin,
  * @dangerous, @scripting, @blocking, @pubsub), then a few commands of those categories that
  * functions legitimately use and that cannot hurt the shared connection or the server, then the
- * commands that would change the state of a connection all executions share.
+ * options' allow and deny entries, then (last, so no option re-allows them) the commands that
+ * would change or break the state of a connection all executions share.
  */
 
 /** The ACL user gearbox creates (or updates) for functions when none is configured. */
@@ -28,31 +29,73 @@ export const DENIED_CATEGORIES: readonly string[] = Object.freeze(['admin', 'dan
 export const KEPT_COMMANDS: readonly string[] = Object.freeze(['keys', 'sort', 'sort_ro', 'info', 'xread', 'xreadgroup', 'publish', 'spublish'])
 
 /**
- * Commands outside the denied categories that change the state of the connection every
- * execution shares (or break its reply stream): refused. MULTI/EXEC/WATCH stay allowed in the
- * ACL because atomic() runs them on dedicated connections; the host refuses them on shared ones.
+ * Commands that change the state of the connection every execution shares, or turn it into
+ * something else (a subscriber, a monitor, a replica stream): refused, whatever the options say.
+ * MULTI/EXEC/WATCH stay allowed in the ACL because atomic() runs them on dedicated connections;
+ * the host refuses them on shared ones. AUTH and HELLO are not listed: Redis checks no ACL for
+ * them (nor for QUIT and RESET), so only the host can refuse them.
  */
 export const CONNECTION_STATE_COMMANDS: readonly string[] = Object.freeze([
   'select',
   'client',
-  'hello',
   'reset',
   'quit',
   'readonly',
   'readwrite',
   'asking',
-  // WAIT blocks until replicas acknowledge (it is @connection, not @blocking, in Redis 7.0).
-  'wait',
+  'subscribe',
+  'psubscribe',
+  'ssubscribe',
+  'unsubscribe',
+  'punsubscribe',
+  'sunsubscribe',
+  'monitor',
+  'sync',
+  'psync',
+  'replconf',
 ])
 
-/** Commands denied like CONNECTION_STATE_COMMANDS where the server knows them (ACL SETUSER refuses unknown names). */
+/**
+ * Commands that wait with no non-blocking form and that no denied category covers: WAIT blocks
+ * until replicas acknowledge (it is @connection, not @blocking, in Redis 7.0). Refused like
+ * CONNECTION_STATE_COMMANDS.
+ */
+export const UNBOUNDED_WAIT_COMMANDS: readonly string[] = Object.freeze(['wait'])
+
+/** Commands denied like UNBOUNDED_WAIT_COMMANDS where the server knows them (ACL SETUSER refuses unknown names). */
 export const NEWER_BLOCKING_COMMANDS: readonly string[] = Object.freeze(['waitaof'])
 
 export interface FunctionAclOptions {
-  /** Commands (or `command|subcommand`) denied on top of the default rules, lowercase. */
+  /**
+   * ACL entries denied on top of the default rules, lowercase: a command (`flushall`), a
+   * command and subcommand (`config|set`) or a category (`@write`). Applied after `allow`.
+   */
   readonly deny?: readonly string[]
-  /** Commands (or `command|subcommand`) allowed on top of the default rules, lowercase. */
+  /** Entries allowed on top of the default rules (same forms as `deny`), e.g. `eval`, `@scripting`. */
   readonly allow?: readonly string[]
+}
+
+/** Which part of the policy an ACL rule comes from (for error texts). */
+export type FunctionAclRuleOrigin = 'base' | 'category' | 'kept' | 'allow' | 'deny' | 'connection' | 'wait'
+
+/** One command rule of the function user, in the order Redis applies them. */
+export interface FunctionAclRule {
+  /** As given to ACL SETUSER: `+@all`, `-@admin`, `+keys`, `-config|set`. */
+  readonly rule: string
+  readonly origin: FunctionAclRuleOrigin
+}
+
+/** The command rules of {@link functionAclRules}, each with its origin. */
+export function functionAclCommandRules(options: FunctionAclOptions = {}): FunctionAclRule[] {
+  return [
+    { rule: '+@all', origin: 'base' },
+    ...DENIED_CATEGORIES.map((c) => ({ rule: `-@${c}`, origin: 'category' as const })),
+    ...KEPT_COMMANDS.map((c) => ({ rule: `+${c}`, origin: 'kept' as const })),
+    ...(options.allow ?? []).map((c) => ({ rule: `+${c}`, origin: 'allow' as const })),
+    ...(options.deny ?? []).map((c) => ({ rule: `-${c}`, origin: 'deny' as const })),
+    ...CONNECTION_STATE_COMMANDS.map((c) => ({ rule: `-${c}`, origin: 'connection' as const })),
+    ...UNBOUNDED_WAIT_COMMANDS.map((c) => ({ rule: `-${c}`, origin: 'wait' as const })),
+  ]
 }
 
 /**
@@ -60,17 +103,5 @@ export interface FunctionAclOptions {
  * the command rules, in the order Redis applies them.
  */
 export function functionAclRules(options: FunctionAclOptions = {}): string[] {
-  return [
-    'on',
-    'resetkeys',
-    '~*',
-    'resetchannels',
-    '&*',
-    '+@all',
-    ...DENIED_CATEGORIES.map((c) => `-@${c}`),
-    ...KEPT_COMMANDS.map((c) => `+${c}`),
-    ...CONNECTION_STATE_COMMANDS.map((c) => `-${c}`),
-    ...(options.deny ?? []).map((c) => `-${c}`),
-    ...(options.allow ?? []).map((c) => `+${c}`),
-  ]
+  return ['on', 'resetkeys', '~*', 'resetchannels', '&*', ...functionAclCommandRules(options).map((r) => r.rule)]
 }

@@ -21,14 +21,50 @@ function refusal(p: CommandPolicy, args: readonly RedisArg[]): { code: string | 
   throw new Error(`${args.join(' ')} was not refused`)
 }
 
-test('commands Redis refuses in scripts are refused, naming the command and the reason', () => {
+test('commands outside the function ACL are refused, naming the category and how to widen it', () => {
+  // [command, the ACL category that refuses it]: what the old noscript rule and issue 6 named.
+  const cases: [RedisArg[], string][] = [
+    [['LATENCY', 'RESET'], 'dangerous'],
+    [['BGSAVE'], 'dangerous'],
+    [['CONFIG', 'GET', 'maxmemory'], 'dangerous'],
+    [['SCRIPT', 'FLUSH'], 'scripting'],
+    [['FUNCTION', 'DELETE', 'lib'], 'scripting'],
+    [['ROLE'], 'dangerous'],
+    [['SWAPDB', '0', '1'], 'dangerous'],
+    [['MIGRATE', '10.0.0.1', '6379', 'k', '0', '1000'], 'dangerous'],
+    [['SLOWLOG', 'RESET'], 'dangerous'],
+    [['CLUSTER', 'DELSLOTSRANGE', '0', '10'], 'dangerous'],
+    [['cluster', 'addslots', '1'], 'dangerous'],
+    [['CLUSTER', 'SETSLOT', '1', 'NODE', 'x'], 'dangerous'],
+    [['CLUSTER', 'FORGET', 'x'], 'dangerous'],
+    [['EVAL', 'return 1', '0'], 'scripting'],
+    [['EVALSHA', 'abc', '0'], 'scripting'],
+    [['EVAL_RO', 'return 1', '0'], 'scripting'],
+    [['FCALL', 'f', '0'], 'scripting'],
+    [['FCALL_RO', 'f', '0'], 'scripting'],
+    [['PUBSUB', 'CHANNELS'], 'pubsub'],
+  ]
+  for (const [args, category] of cases) {
+    const display = args.length > 1 && ['CONFIG', 'SCRIPT', 'FUNCTION', 'SLOWLOG', 'CLUSTER', 'PUBSUB', 'LATENCY'].includes(String(args[0]).toUpperCase())
+      ? `${String(args[0])} ${String(args[1])}`.toUpperCase()
+      : String(args[0]).toUpperCase()
+    const { code, message } = refusal(policy, args)
+    assert.is(code, 'ERR_GEARBOX_COMMAND_DENIED', display)
+    assert.ok(message.startsWith(`${display} is not allowed in gearbox functions: it is in the @${category} ACL category`), message)
+    assert.match(message, 'not the denyCommands option')
+    assert.match(message, `add '${display}' or '@${category}' to allowCommands`)
+  }
+  assert.match(refusal(policy, ['EVAL', 'while true do end', '0']).message, 'BUSY')
+})
+
+test('commands that change or break the shared connection are refused, whatever allowCommands says', () => {
   const cases: RedisArg[][] = [
     ['SUBSCRIBE', 'ch'],
     ['psubscribe', 'p*'],
     ['SSUBSCRIBE', 'ch'],
     ['UNSUBSCRIBE'],
-    ['MONITOR'],
     ['SYNC'],
+    ['MONITOR'],
     ['PSYNC', '?', '-1'],
     ['QUIT'],
     ['RESET'],
@@ -36,42 +72,76 @@ test('commands Redis refuses in scripts are refused, naming the command and the 
     ['AUTH', 'pw'],
     ['CLIENT', 'LIST'],
     ['client', 'kill', 'ID', '1'],
-    ['CONFIG', 'GET', 'maxmemory'],
-    ['SCRIPT', 'FLUSH'],
-    ['FUNCTION', 'DELETE', 'lib'],
-    ['ROLE'],
+    ['CLIENT', 'REPLY', 'OFF'],
+    ['SELECT', '1'],
+    ['READONLY'],
+    ['READWRITE'],
+    ['ASKING'],
   ]
+  const widened = new CommandPolicy({ allowCommands: ['@all'] })
   for (const args of cases) {
-    const { code, message } = refusal(policy, args)
-    assert.is(code, 'ERR_GEARBOX_COMMAND_DENIED', String(args[0]))
-    assert.ok(message.startsWith(`${String(args[0]).toUpperCase()}`), message)
-    assert.match(message, 'Redis refuses it inside scripts')
-    assert.match(message, 'not the denyCommands option')
+    for (const p of [policy, widened]) {
+      const { code, message } = refusal(p, args)
+      assert.is(code, 'ERR_GEARBOX_COMMAND_DENIED', String(args[0]))
+      assert.ok(message.startsWith(String(args[0]).toUpperCase()), message)
+      assert.match(message, 'changes the state of the connection')
+      assert.match(message, 'allowCommands cannot widen this')
+    }
   }
   assert.match(refusal(policy, ['CLIENT', 'LIST']).message, /^CLIENT LIST is not allowed/)
 })
 
 test('transactions are refused with a pointer to atomic()', () => {
-  for (const name of ['MULTI', 'EXEC', 'DISCARD', 'WATCH', 'UNWATCH']) {
-    const { code, message } = refusal(policy, name === 'WATCH' ? [name, 'k'] : [name])
-    assert.is(code, 'ERR_GEARBOX_COMMAND_DENIED')
-    assert.match(message, 'atomic()')
+  for (const p of [policy, new CommandPolicy({ allowCommands: ['MULTI', '@transaction'] })]) {
+    for (const name of ['MULTI', 'EXEC', 'DISCARD', 'WATCH', 'UNWATCH']) {
+      const { code, message } = refusal(p, name === 'WATCH' ? [name, 'k'] : [name])
+      assert.is(code, 'ERR_GEARBOX_COMMAND_DENIED')
+      assert.match(message, 'atomic()')
+    }
   }
 })
 
-test('connection-state commands and blocking commands without a non-blocking form are refused', () => {
-  for (const args of [['SELECT', '1'], ['READONLY'], ['READWRITE'], ['ASKING']]) {
-    assert.match(refusal(policy, args).message, 'changes the state of the connection')
-  }
+test('WAIT (no non-blocking form) is refused', () => {
   assert.match(refusal(policy, ['WAIT', '1', '0']).message, 'would block the connection')
+  assert.match(refusal(policy, ['waitaof', '1', '1', '0']).message, 'would block the connection')
+  assert.match(refusal(new CommandPolicy({ allowCommands: ['WAIT'] }), ['WAIT', '1', '0']).message, 'no non-blocking form')
 })
 
-test('script runners are allowed (no recursion outside Redis), unknown commands pass to Redis', () => {
-  for (const args of [['EVAL', 'return 1', '0'], ['EVALSHA', 'abc', '0'], ['FCALL', 'f', '0'], ['FCALL_RO', 'f', '0'], ['EVAL_RO', 'return 1', '0']]) {
+test('kept commands of denied categories, ordinary commands and unknown commands pass', () => {
+  for (const args of [['KEYS', '*'], ['SORT', 'l'], ['SORT_RO', 'l'], ['INFO'], ['XREAD', 'STREAMS', 's', '0'], ['XREADGROUP', 'GROUP', 'g', 'c', 'STREAMS', 's', '>'], ['PUBLISH', 'c', 'm'], ['SPUBLISH', 'c', 'm'], ['GET', 'k'], ['OBJECT', 'ENCODING', 'k'], ['CONFIG', 'HELP'], ['ACL', 'WHOAMI']]) {
     assert.equal(policy.prepare(args).args, args)
   }
   assert.equal(policy.prepare(['NOSUCHCMD', 'x']).args, ['NOSUCHCMD', 'x'])
-  assert.equal(policy.prepare(['GET', 'k']).args, ['GET', 'k'])
+  assert.equal(policy.prepare(['CONFIG', 'NOSUCHSUB']).args, ['CONFIG', 'NOSUCHSUB'], 'Redis answers unknown subcommands')
+})
+
+test('allowCommands widens by command, subcommand or category; Lua is refused until allowed', () => {
+  const evalOnly = new CommandPolicy({ allowCommands: ['eval'] })
+  assert.equal(evalOnly.prepare(['EVAL', 'return 1', '0']).args, ['EVAL', 'return 1', '0'])
+  assert.match(refusal(evalOnly, ['FCALL', 'f', '0']).message, '@scripting')
+  const scripting = new CommandPolicy({ allowCommands: ['@scripting'] })
+  for (const args of [['EVAL', 'return 1', '0'], ['EVALSHA', 'abc', '0'], ['FCALL', 'f', '0'], ['SCRIPT', 'LOAD', 'return 1']]) {
+    assert.equal(scripting.prepare(args).args, args)
+  }
+  const configGet = new CommandPolicy({ allowCommands: ['CONFIG GET'] })
+  assert.equal(configGet.prepare(['config', 'get', 'x']).args, ['config', 'get', 'x'])
+  assert.match(refusal(configGet, ['CONFIG', 'SET', 'x', 'y']).message, /^CONFIG SET is denied by the denyCommands option/)
+  assert.match(refusal(configGet, ['CONFIG', 'RESETSTAT']).message, '@dangerous')
+  // denyCommands applies after allowCommands: a category widened, one command narrowed.
+  const narrowed = new CommandPolicy({ allowCommands: ['@scripting'], denyCommands: ['EVAL'] })
+  assert.match(refusal(narrowed, ['EVAL', 'return 1', '0']).message, /^EVAL is denied by the denyCommands option \(currently: EVAL\)/)
+  assert.equal(narrowed.prepare(['FCALL', 'f', '0']).args, ['FCALL', 'f', '0'])
+  assert.equal(narrowed.aclOptions(), { deny: ['eval'], allow: ['@scripting'] })
+  assert.equal(policy.aclOptions(), { deny: ['shutdown', 'debug', 'module', 'config|set', 'acl|setuser', 'flushall', 'flushdb', 'replicaof', 'slaveof'], allow: [] })
+  for (const bad of ['', 'a b c', '@nosuchcategory', 'GET x', 'CONFIG NOSUCHSUB', '@read x']) {
+    try {
+      new CommandPolicy({ allowCommands: [bad] })
+      assert.unreachable(JSON.stringify(bad))
+    } catch (err) {
+      assert.is((err as { code?: string }).code, 'ERR_GEARBOX_INVALID_ARGUMENT')
+      assert.match((err as Error).message, 'allowCommands')
+    }
+  }
 })
 
 test('the default deny list names the denyCommands option', () => {
@@ -90,12 +160,16 @@ test('a configured deny list replaces the default; entries match case-insensitiv
   assert.match(refusal(custom, ['DEL', 'k']).message, /^DEL is denied by the denyCommands option \(currently: DEL, OBJECT ENCODING\)/)
   assert.match(refusal(custom, ['object', 'ENCODING', 'k']).message, /^OBJECT ENCODING is denied/)
   assert.equal(custom.prepare(['OBJECT', 'FREQ', 'k']).args, ['OBJECT', 'FREQ', 'k'])
-  assert.equal(custom.prepare(['FLUSHALL']).args, ['FLUSHALL'], 'no longer in the list')
-  const none = new CommandPolicy({ denyCommands: [] })
+  // FLUSHALL left the list, but it is @dangerous: the built-in rule still refuses it.
+  assert.match(refusal(custom, ['FLUSHALL']).message, '@dangerous')
+  const none = new CommandPolicy({ denyCommands: [], allowCommands: ['FLUSHDB'] })
   assert.equal(none.prepare(['FLUSHDB']).args, ['FLUSHDB'])
   // SHUTDOWN is still refused by the built-in rule when the list is empty.
   assert.match(refusal(none, ['SHUTDOWN']).message, 'not the denyCommands option')
-  for (const bad of ['', 'a b c']) {
+  const byCategory = new CommandPolicy({ denyCommands: ['@write'] })
+  assert.match(refusal(byCategory, ['SET', 'k', 'v']).message, /^@write is denied by the denyCommands option/)
+  assert.equal(byCategory.prepare(['GET', 'k']).args, ['GET', 'k'])
+  for (const bad of ['', 'a b c', 'SET NX']) {
     try {
       new CommandPolicy({ denyCommands: [bad] })
       assert.unreachable(JSON.stringify(bad))
@@ -127,11 +201,30 @@ test('blocking commands get their non-blocking form', () => {
     'a consumer called BLOCK is not the option',
   )
   assert.equal(policy.prepare(['XREAD', 'STREAMS', 's', '0']).args, ['XREAD', 'STREAMS', 's', '0'])
-  // Invalid timeouts and arities go to Redis unchanged: it answers with an error at once.
-  assert.equal(policy.prepare(['BLPOP', 'a', 'soon']).args, ['BLPOP', 'a', 'soon'])
-  assert.equal(policy.prepare(['BLPOP', 'a', '-1']).args, ['BLPOP', 'a', '-1'])
-  assert.equal(policy.prepare(['BLPOP', 'a']).args, ['BLPOP', 'a'])
-  assert.equal(policy.prepare(['XREAD', 'BLOCK', 'x', 'STREAMS', 's', '0']).args, ['XREAD', 'BLOCK', 'x', 'STREAMS', 's', '0'])
+  // Forms Redis would refuse are refused here, with Redis's own text: never sent as they are.
+  const redisError = (args: RedisArg[]): string => {
+    try {
+      policy.prepare(args)
+    } catch (err) {
+      assert.is((err as { code?: string }).code, 'ERR_GEARBOX_REDIS_ERROR')
+      return (err as Error).message
+    }
+    throw new Error(`${args.join(' ')} was not refused`)
+  }
+  assert.is(redisError(['BLPOP', 'a', 'soon']), 'ERR timeout is not a float or out of range')
+  assert.is(redisError(['BLPOP', 'a', '-1']), 'ERR timeout is negative')
+  assert.is(redisError(['BLPOP', 'a']), "ERR wrong number of arguments for 'blpop' command")
+  assert.is(redisError(['XREAD', 'BLOCK', 'x', 'STREAMS', 's', '0']), 'ERR timeout is not an integer or out of range')
+  // Forms the old rewrite missed.
+  assert.equal(policy.prepare(['BLPOP', 'nolist', '0x1p30']).args, ['LMPOP', '1', 'nolist', 'LEFT'])
+  assert.equal(policy.prepare(['XREAD', 'BLOCK', '10', 'BLOCK', '0', 'STREAMS', 's', '$']).args, ['XREAD', 'STREAMS', 's', '$'])
+  assert.equal(
+    policy.prepare(['XREADGROUP', 'BLOCK', '0', 'COUNT', '1', 'GROUP', 'g', 'c', 'NOACK', 'STREAMS', 's', '>']).args,
+    ['XREADGROUP', 'COUNT', '1', 'GROUP', 'g', 'c', 'NOACK', 'STREAMS', 's', '>'],
+  )
+  // A blocking command whose twin is denied is refused, naming both.
+  assert.match(refusal(new CommandPolicy({ denyCommands: ['LMPOP'] }), ['BLPOP', 'a', '0']).message, /^BLPOP runs as LMPOP in gearbox \(without blocking\), and LMPOP is denied by the denyCommands option/)
+  assert.match(refusal(new CommandPolicy({ denyCommands: ['BLPOP'] }), ['BLPOP', 'a', '0']).message, /^BLPOP is denied/)
 })
 
 test('reply adapters give the blocking command shapes back', () => {

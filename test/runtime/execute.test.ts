@@ -14,7 +14,7 @@ const t = suite('execute')
 
 t.before(async () => {
   ctx.redis = await startRedis()
-  ctx.box = await TestBox.create({ redis: ctx.redis.url, workers: 1, denyCommands: ['FLUSHALL', 'DEBUG'] })
+  ctx.box = await TestBox.create({ redis: ctx.redis.url, workers: 1, denyCommands: ['FLUSHALL', 'DEBUG'], allowCommands: ['FLUSHDB', 'EVAL'] })
   ctx.client = new Redis(ctx.redis.url, { protocol: 2 })
 })
 
@@ -116,7 +116,7 @@ t('command policy refusals reach the guest as coded GearsErrors', async () => {
     assert.is(e.code, 'ERR_GEARBOX_COMMAND_DENIED', command)
     assert.ok(e.isGearsError)
   }
-  // FLUSHDB is in the default deny list but not in this Gearbox's denyCommands.
+  // FLUSHDB (@dangerous, and in the default deny list) is in this Gearbox's allowCommands and not in its denyCommands.
   assert.is(await box().value(`execute('SET', 'before-flush', 1); return execute('FLUSHDB')`), 'OK')
   assert.is(await client().exists('before-flush'), 0)
 })
