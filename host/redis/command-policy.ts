@@ -101,6 +101,18 @@ export class CommandPolicy {
     return { args }
   }
 
+  /**
+   * The policy's share of the function ACL user's rules (function-acl.ts): the configured
+   * `denyCommands` as ACL names (`config|set`), and the entries of the default deny list that
+   * this policy no longer denies (removing FLUSHDB from `denyCommands` lets Redis run it too).
+   */
+  aclOptions(): { deny: string[]; allow: string[] } {
+    const aclName = (entry: string): string => entry.toLowerCase().split(/\s+/).join('|')
+    const deny = [...this.denied].map(aclName)
+    const allow = DEFAULT_DENY_COMMANDS.filter((entry) => !this.denied.has(entry.toLowerCase())).map(aclName)
+    return { deny, allow }
+  }
+
   /** Throws CommandDeniedError when `args` would be refused by {@link prepare}. */
   check(args: readonly RedisArg[]): void {
     this.prepare(args)
