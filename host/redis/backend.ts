@@ -24,7 +24,7 @@
  * ioredis is used only for its types and to recognise a Redis/Cluster instance given as the
  * source (its options are copied; it is never sent on).
  */
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import type { ConnectionOptions as TlsOptions } from 'node:tls'
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import { SLOT_COUNT, keySlot } from '../cluster/slots.js'
@@ -260,7 +260,7 @@ class GearboxRedisBackend implements RedisBackend {
     this.internalMaxReplyBytes = options.internalMaxReplyBytes ?? DEFAULT_INTERNAL_MAX_REPLY_BYTES
     const user = options.functionUser ?? 'managed'
     if (user === 'managed') {
-      this.functionUser = { username: DEFAULT_FUNCTION_USERNAME, password: randomBytes(24).toString('hex'), managed: true }
+      this.functionUser = { username: managedUsername(this.policy), password: randomBytes(24).toString('hex'), managed: true }
     } else if (typeof user === 'object' && user !== null && typeof user.username === 'string' && typeof user.password === 'string') {
       this.functionUser = { username: user.username, password: user.password, managed: false }
     } else {
@@ -389,13 +389,18 @@ class GearboxRedisBackend implements RedisBackend {
   /** The function user's rules, with only the command names this server knows. */
   private async rulesFor(node: Node): Promise<string[]> {
     const policy = this.policy.aclOptions()
-    const named = [...NEWER_BLOCKING_COMMANDS, ...policy.deny, ...policy.allow]
+    const named = [...new Set([...NEWER_BLOCKING_COMMANDS, ...policy.deny, ...policy.allow])]
     const info = named.length === 0 ? [] : await node.internal.send(['COMMAND', 'INFO', ...named], this.internalMaxReplyBytes)
     const known = new Set(named.filter((_, i) => Array.isArray(info) && info[i] !== null && info[i] !== undefined))
     return [
-      ...functionAclRules({ deny: policy.deny.filter((c) => known.has(c)), allow: [...policy.allow.filter((c) => known.has(c)), ...PROTOCOL_ALLOW] }),
+      ...functionAclRules({ deny: policy.deny.filter((c) => known.has(c)), allow: [...policy.allow.filter((c) => known.has(c)), ...this.protocolAllow()] }),
       ...NEWER_BLOCKING_COMMANDS.filter((c) => known.has(c)).map((c) => `-${c}`),
     ]
+  }
+
+  /** {@link PROTOCOL_ALLOW}, and SELECT when the connections select a db (their handshake sends it). */
+  private protocolAllow(): string[] {
+    return this.db !== undefined && this.db !== 0 ? [...PROTOCOL_ALLOW, 'select'] : PROTOCOL_ALLOW
   }
 
   private async setUpFunctionUser(node: Node): Promise<void> {
@@ -412,11 +417,12 @@ class GearboxRedisBackend implements RedisBackend {
 
   private functionUserMessage(where: string, answer: string): string {
     const policy = this.policy.aclOptions()
-    const rules = functionAclRules({ deny: policy.deny, allow: [...policy.allow, ...PROTOCOL_ALLOW] })
+    const rules = functionAclRules({ deny: policy.deny, allow: [...policy.allow, ...this.protocolAllow()] })
+    const name = this.functionUser.username
     return (
       `gearbox could not set up the Redis user functions' commands run as on ${where} (Redis answered: ${answer}). ` +
-      `As an admin, apply on every master:\n  ACL SETUSER ${DEFAULT_FUNCTION_USERNAME} >'<a password>' ${rules.join(' ')}\n` +
-      `then pass that user with the functionUser option: Gearbox.create({ redis, functionUser: { username: '${DEFAULT_FUNCTION_USERNAME}', ` +
+      `As an admin, apply on every master:\n  ACL SETUSER ${name} >'<a password>' ${rules.join(' ')}\n` +
+      `then pass that user with the functionUser option: Gearbox.create({ redis, functionUser: { username: '${name}', ` +
       `password: '<that password>' } }) (createRedisBackend(source, { functionUser }) for a backend of your own)`
     )
   }
@@ -696,6 +702,20 @@ class GearboxRedisBackend implements RedisBackend {
   get lastFailure(): Error | undefined {
     return this.lastError
   }
+}
+
+/**
+ * The managed user's name: `gearbox-functions` for the default policy; a policy of its own
+ * (another deny list) gets a user of its own, `gearbox-functions-<hash>`, so that hosts with
+ * different policies on one Redis do not overwrite each other's rules.
+ */
+function managedUsername(policy: CommandPolicy): string {
+  const mine = policy.aclOptions()
+  const standard = new CommandPolicy().aclOptions()
+  const same = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i])
+  if (same(mine.deny, standard.deny) && same(mine.allow, standard.allow)) return DEFAULT_FUNCTION_USERNAME
+  const hash = createHash('sha256').update(JSON.stringify(mine)).digest('hex').slice(0, 8)
+  return `${DEFAULT_FUNCTION_USERNAME}-${hash}`
 }
 
 function unknownShard(shardId: string, known: readonly string[]): InvalidArgumentError {
