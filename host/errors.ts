@@ -206,3 +206,14 @@ export class InvalidStringError extends GearboxError {
     super('ERR_GEARBOX_INVALID_STRING', message)
   }
 }
+
+/**
+ * gearbox could not set up the Redis ACL user functions' commands run as (ACL SETUSER refused:
+ * NOPERM, a managed Redis, ACL disabled), or the configured function user cannot log in. The
+ * message prints the `ACL SETUSER ...` line to apply and the option that passes the user.
+ */
+export class FunctionUserError extends GearboxError {
+  constructor(message: string) {
+    super('ERR_GEARBOX_FUNCTION_USER', message)
+  }
+}

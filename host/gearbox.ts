@@ -13,7 +13,7 @@ import { coreSetting } from './gears/batch-run.js'
 import { DEFAULT_MAX_EXECUTIONS, ExecutionRegistry, type ExecutionInfo, type ExecutionResults, type ExecutionSummary } from './gears/executions.js'
 import { executeScript, outcomeReply, type ExecuteReply, type SessionDeps } from './gears/session.js'
 import { nodePlatform } from './platform/node.js'
-import { createRedisBackend } from './redis/index.js'
+import { createRedisBackend, type FunctionUser } from './redis/index.js'
 import type { RedisBackend } from './redis/types.js'
 import { DEFAULT_ATOMIC_RETRIES } from './runtime/handler.js'
 import { consoleLogger, type GearsLogger } from './runtime/logger.js'
@@ -52,6 +52,14 @@ export interface GearboxOptions {
   readonly denyCommands?: readonly string[]
   /** Commands the built-in policy refuses that functions may run anyway, e.g. `['EVAL']` or `['@scripting']`. Default: none. */
   readonly allowCommands?: readonly string[]
+  /**
+   * The Redis ACL user functions' commands run as (README "Command policy"). `'managed'`
+   * (default): gearbox creates or updates `gearbox-functions` on every master with ACL SETUSER
+   * (the configured user needs that right; elsewhere Gearbox.create fails with
+   * ERR_GEARBOX_FUNCTION_USER, printing the line to apply). `{ username, password }`: a user you
+   * created, used as is. Not for a RedisBackend you built (pass it to createRedisBackend).
+   */
+  readonly functionUser?: FunctionUser
   /** Re-runs of a conflicting `atomic()` block before it fails with ERR_GEARBOX_ATOMIC_CONFLICT. Default 16. */
   readonly atomicRetries?: number
   /** How sandbox workers are started. Default: Node worker threads. */
@@ -268,6 +276,9 @@ async function connect(options: GearboxOptions): Promise<{ backend: RedisBackend
     if (options.denyCommands !== undefined || options.allowCommands !== undefined) {
       throw new InvalidArgumentError('denyCommands and allowCommands cannot apply to a RedisBackend you built: pass them to createRedisBackend instead')
     }
+    if (options.functionUser !== undefined) {
+      throw new InvalidArgumentError('functionUser cannot apply to a RedisBackend you built: pass it to createRedisBackend instead')
+    }
     return { backend: target, owned: false }
   }
   // A URL, cluster seeds, or an ioredis client whose options the backend copies (it opens its
@@ -281,10 +292,13 @@ async function connect(options: GearboxOptions): Promise<{ backend: RedisBackend
             ...(options.allowCommands === undefined ? {} : { allowCommands: options.allowCommands }),
           },
         }),
+    ...(options.functionUser === undefined ? {} : { functionUser: options.functionUser }),
   })
   try {
     // Fail here, with the address in the message, rather than in the first guest's execute().
     await backend.call(['PING'], { internal: true })
+    // And here when the function user cannot be set up or log in (FunctionUserError).
+    await backend.call(['PING'])
   } catch (error) {
     await backend.close()
     throw error

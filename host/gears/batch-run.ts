@@ -424,6 +424,7 @@ export class GearsRun {
       config: host.config,
       atomicRetries: host.atomicRetries,
       shard: s.shard,
+      maxReplyBytes: this.#options.limits.maxReplyBytes,
       topLevel: { mode: 'replay', recording },
     })
     const stage = new StageIO(s, this.#readerContext(s.shard), this.#options.limits)

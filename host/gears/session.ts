@@ -101,6 +101,7 @@ export async function executeScript(deps: SessionDeps, source: string, options: 
       logger: deps.logger,
       config: deps.config,
       atomicRetries: deps.atomicRetries,
+      maxReplyBytes: options.limits.maxReplyBytes,
       ...(topLevel === undefined ? {} : { topLevel }),
       ...(options.ops === undefined ? {} : { ops: options.ops }),
     }),

@@ -1,9 +1,10 @@
-export { createRedisBackend, type RedisBackendOptions, type RedisSource } from './ioredis-backend.js'
+export { createRedisBackend, type FunctionUser, type RedisBackendOptions, type RedisSource } from './backend.js'
 export { CommandPolicy, DEFAULT_DENY_COMMANDS, type CommandPolicyOptions } from './command-policy.js'
 export { commandKeyIndexes, commandKeys, isReadOnly } from './command-metadata.js'
 export {
   NestedReplyError,
   type CallOptions,
+  type DedicatedCallOptions,
   type DedicatedConnection,
   type PipelineOptions,
   type PreparedCommand,

@@ -1,18 +1,37 @@
 /**
- * An incremental RESP2 reader that keeps what generic clients lose: status replies stay
- * distinguishable from bulk strings (string vs bytes), and integers beyond 2^53 stay exact
- * (bigint). Chunks may split a reply anywhere; state carries over between `feed` calls.
+ * The one parse of every Redis reply gearbox reads: an incremental RESP2 reader that keeps what
+ * generic clients lose (status replies stay strings, bulk strings stay bytes, integers beyond
+ * 2^53 stay exact as bigint) and that bounds what a reply may cost the host.
  *
- * It reports a reply complete at exactly the byte where ioredis 6's decoder does (reply-tap.ts
- * relies on this to pair each reply with the command ioredis resolves): a line-terminated value
- * at its CR, a bulk string at the CR after its payload, a nil (`$-1`, `*-1`) at its '-'. The
- * bytes after that point (LF, the rest of `-1\r\n`) may arrive in the next chunk; they are skipped.
+ * Budget: before each top-level reply the reader asks its sink for that reply's budget, in host
+ * bytes. A reply costs its payload bytes plus {@link ELEMENT_COST} per value (what a JS value
+ * costs beside its bytes). The cost is charged from headers, before anything is buffered: a
+ * bulk string's length, an array's element count × ELEMENT_COST; a line (status, error,
+ * integer) as its bytes arrive. A reply over budget is refused at that point and skipped as it
+ * streams (nothing more of it is kept), then the sink hears `refused`; the next reply is read
+ * normally, so the connection stays usable.
+ *
+ * Chunks may split a reply anywhere; state carries over between `feed` calls. The work per chunk
+ * is linear in the chunk's length (socket chunks are ≤ 64 KiB), so no chunk holds the I/O
+ * thread for long.
  */
 import { NestedReplyError, type RedisReply } from './types.js'
 
 /** A byte the reader does not know as a RESP2 type (e.g. RESP3 after a stray HELLO 3). */
 export class Resp2ProtocolError extends Error {
   override readonly name = 'Resp2ProtocolError'
+}
+
+/** What one value costs the host beyond its payload bytes (object header, array slot). */
+export const ELEMENT_COST = 64
+
+export interface ReplySink {
+  /** The budget (host bytes) of the next top-level reply; `Infinity` for none. */
+  budget(): number
+  /** A complete top-level reply (a top-level error arrives as NestedReplyError). */
+  reply(value: RedisReply): void
+  /** The top-level reply went over its budget; `cost` is what it had reached when refused. */
+  refused(cost: number): void
 }
 
 interface ArrayFrame {
@@ -28,18 +47,18 @@ const INTEGER = 0x3a // ':'
 const BULK = 0x24 // '$'
 const ARRAY = 0x2a // '*'
 const MAX_SAFE_DIGITS = 15 // any 15-digit integer is below 2^53
+/** Longest header line (bulk/array length, integer) accepted: longer means a broken stream. */
+const MAX_HEADER_LINE = 64
 const utf8 = new TextDecoder()
 
 const enum State {
   /** Expecting a type byte. */
   Type,
-  /** After '$' or '*': a '-' means nil, anything else starts the length line. */
-  NilCheck,
   /** Inside a line (after its type byte), up to CR. */
   Line,
-  /** Inside a bulk payload. */
+  /** Inside a bulk payload being kept. */
   Payload,
-  /** After a bulk payload: the CR that completes it. */
+  /** After a bulk payload: its CR LF. */
   PayloadEnd,
 }
 
@@ -80,9 +99,7 @@ function lineInteger(bytes: Uint8Array, start: number, end: number): number | bi
   return big >= BigInt(Number.MIN_SAFE_INTEGER) && big <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(big) : big
 }
 
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let total = 0
-  for (const p of parts) total += p.length
+function concat(parts: readonly Uint8Array[], total: number): Uint8Array {
   const out = new Uint8Array(total)
   let offset = 0
   for (const p of parts) {
@@ -93,76 +110,99 @@ function concat(parts: readonly Uint8Array[]): Uint8Array {
 }
 
 /**
- * Call `feed(chunk)` with each chunk read from the socket; `onReply(reply, end)` is called for
- * every complete top-level reply, `end` being the offset in the current chunk just past it.
- * Replies: bulk → Uint8Array (a plain view into the chunk when it fits in one, else a copy),
- * status → string, integer → number or bigint, nil and null arrays → null, errors →
- * NestedReplyError (the caller knows that a top-level error is a failed command).
- * After a Resp2ProtocolError the reader is unusable.
+ * Call `feed(chunk)` with each chunk read from the socket. Replies: bulk → Uint8Array (a view
+ * into the chunk when it fits in one, else a copy), status → string, integer → number or
+ * bigint, nil and null arrays → null, errors → NestedReplyError (the caller knows that a
+ * top-level error is a failed command). After a Resp2ProtocolError the reader is unusable.
  */
 export class Resp2Reader {
   private readonly stack: ArrayFrame[] = []
   private state = State.Type
   private type = 0
-  /** Bytes to skip before anything else (the tail of a terminator split across chunks). */
-  private skip = 0
-  /** Pieces of the current line that arrived in earlier chunks. */
+  /** Bytes to drop before anything else (a refused payload, a terminator split across chunks). */
+  private drop = 0
+  /** Pieces of the current line that arrived in earlier chunks, and their length. */
   private lineParts: Uint8Array[] | undefined
-  /** The bulk payload: a view when it fits in one chunk, else a buffer being filled. */
+  private lineLength = 0
+  /** The bulk payload being filled. */
   private payload: Uint8Array = new Uint8Array(0)
   private payloadFilled = 0
+  /** The current top-level reply's budget and cost so far. */
+  private budget = Infinity
+  private cost = 0
+  /** Skip mode: values still to pass over before the refused reply is done (0: not skipping). */
+  private skipping = 0
 
-  constructor(private readonly onReply: (reply: RedisReply, end: number) => void) {}
+  constructor(private readonly sink: ReplySink) {}
+
+  /**
+   * True while a refused reply is being passed over. (The refusal is reported as soon as the
+   * reader knows how much to skip, e.g. at a bulk's header, before its bytes have streamed by.)
+   */
+  get isSkipping(): boolean {
+    return this.skipping > 0 || this.drop > 0
+  }
+
+  /** What the reply being read has cost so far (0 between replies). */
+  get pendingCost(): number {
+    return this.cost
+  }
 
   feed(chunk: Uint8Array): void {
     const length = chunk.length
     let pos = 0
     while (pos < length) {
-      if (this.skip > 0) {
-        const n = Math.min(this.skip, length - pos)
-        this.skip -= n
+      if (this.drop > 0) {
+        const n = Math.min(this.drop, length - pos)
+        this.drop -= n
         pos += n
         continue
       }
       switch (this.state) {
         case State.Type: {
           const type = chunk[pos++]!
-          if (type === BULK || type === ARRAY) this.state = State.NilCheck
-          else if (type === STATUS || type === ERROR || type === INTEGER) this.state = State.Line
-          else throw new Resp2ProtocolError(`unexpected RESP type byte 0x${type.toString(16)}`)
+          if (type !== BULK && type !== ARRAY && type !== STATUS && type !== ERROR && type !== INTEGER) {
+            throw new Resp2ProtocolError(`unexpected RESP type byte 0x${type.toString(16)}`)
+          }
+          if (this.stack.length === 0 && this.skipping === 0) {
+            this.budget = this.sink.budget()
+            this.cost = 0
+            if (this.charge(ELEMENT_COST)) this.refuse()
+          }
           this.type = type
+          this.state = State.Line
           break
         }
-        case State.NilCheck:
-          if (chunk[pos] === DASH) {
-            // `$-1\r\n` / `*-1\r\n`: complete at the '-', the other three bytes skipped.
-            pos = this.after(pos + 4, length)
-            this.state = State.Type
-            this.value(null, pos)
-          } else {
-            this.state = State.Line
-          }
-          break
         case State.Line: {
           const cr = chunk.indexOf(CR, pos)
+          const end = cr === -1 ? length : cr
+          const piece = end - pos
+          const isHeader = this.type === BULK || this.type === ARRAY || this.type === INTEGER
+          if (isHeader && this.lineLength + piece > MAX_HEADER_LINE) throw new Resp2ProtocolError('a length or integer line is too long')
+          // A status or error line is charged as its bytes arrive; over budget, it is skipped to its CR.
+          if (!isHeader && this.skipping === 0 && this.charge(piece)) this.refuse()
+          if (this.skipping === 0 || isHeader) {
+            if (cr === -1) (this.lineParts ??= []).push(chunk.subarray(pos))
+          }
+          this.lineLength += piece
           if (cr === -1) {
-            ;(this.lineParts ??= []).push(chunk.subarray(pos))
             pos = length
             break
           }
           let line: Uint8Array = chunk
           let start = pos
-          let end = cr
+          let lineEnd = cr
           if (this.lineParts) {
             this.lineParts.push(chunk.subarray(pos, cr))
-            line = concat(this.lineParts)
-            this.lineParts = undefined
+            line = concat(this.lineParts, this.lineLength)
             start = 0
-            end = line.length
+            lineEnd = line.length
           }
+          this.lineParts = undefined
+          this.lineLength = 0
           pos = this.after(cr + 2, length)
           this.state = State.Type
-          pos = this.line(line, start, end, chunk, pos)
+          pos = this.line(line, start, lineEnd, chunk, pos)
           break
         }
         case State.Payload: {
@@ -179,17 +219,36 @@ export class Resp2Reader {
           this.state = State.Type
           const value = this.payload
           this.payload = new Uint8Array(0)
-          this.value(value, pos)
+          this.value(value)
           break
         }
       }
     }
   }
 
-  /** Clamps a position past the end of the chunk and remembers how much to skip in the next one. */
+  /** Adds to the current reply's cost; true when that takes it over budget (and not yet skipping). */
+  private charge(bytes: number): boolean {
+    this.cost += bytes
+    return this.skipping === 0 && this.cost > this.budget
+  }
+
+  /**
+   * Refuses the current reply: what was built is dropped, and the values still expected (the
+   * open arrays' missing elements, or the top-level value itself) are passed over.
+   */
+  private refuse(): void {
+    // Each open array's missing elements, less the slot every inner open array fills in its parent.
+    let remaining = 0
+    for (const frame of this.stack) remaining += frame.items.length - frame.filled
+    if (this.stack.length > 1) remaining -= this.stack.length - 1
+    this.stack.length = 0
+    this.skipping = Math.max(1, remaining)
+  }
+
+  /** Clamps a position past the end of the chunk and remembers how much to drop in the next one. */
   private after(position: number, length: number): number {
     if (position <= length) return position
-    this.skip = position - length
+    this.drop += position - length
     return length
   }
 
@@ -200,24 +259,47 @@ export class Resp2Reader {
   private line(line: Uint8Array, start: number, end: number, chunk: Uint8Array, pos: number): number {
     switch (this.type) {
       case STATUS:
-        this.value(lineText(line, start, end), pos)
+        this.value(this.skipping > 0 ? null : lineText(line, start, end))
         return pos
       case ERROR:
-        this.value(new NestedReplyError(lineText(line, start, end)), pos)
+        this.value(this.skipping > 0 ? null : new NestedReplyError(lineText(line, start, end)))
         return pos
       case INTEGER:
-        this.value(lineInteger(line, start, end), pos)
+        this.value(lineInteger(line, start, end))
         return pos
       case ARRAY: {
         const n = Number(lineInteger(line, start, end))
-        if (n === 0) this.value([], pos)
-        else this.stack.push({ items: new Array<RedisReply>(n), filled: 0 })
+        if (n <= 0) {
+          this.value(n < 0 ? null : [])
+          return pos
+        }
+        if (this.charge(n * ELEMENT_COST)) this.refuse()
+        if (this.skipping > 0) {
+          // The array is replaced by its n elements in the count of values to pass over.
+          this.skipping += n - 1
+        } else {
+          this.stack.push({ items: new Array<RedisReply>(n), filled: 0 })
+        }
         return pos
       }
       default: {
-        // BULK: the payload follows. When it and the CR after it are in this chunk, take a view.
+        // BULK: the payload follows.
         const n = Number(lineInteger(line, start, end))
-        if (this.skip === 0 && pos + n < chunk.length) {
+        if (n < 0) {
+          this.value(null)
+          return pos
+        }
+        if (this.charge(n)) this.refuse()
+        if (this.skipping > 0) {
+          // Passed over as it streams: nothing of it is kept.
+          const available = chunk.length - pos
+          const take = Math.min(available, n + 2)
+          this.drop += n + 2 - take
+          this.value(null)
+          return pos + take
+        }
+        if (this.drop === 0 && pos + n < chunk.length) {
+          // The payload and the CR after it are in this chunk: take a view.
           this.payload = new Uint8Array(chunk.buffer, chunk.byteOffset + pos, n)
           this.state = State.PayloadEnd
           return pos + n
@@ -231,12 +313,21 @@ export class Resp2Reader {
   }
 
   /** Places a complete value into the array being filled, or emits it as a top-level reply. */
-  private value(value: RedisReply, end: number): void {
+  private value(value: RedisReply): void {
+    if (this.skipping > 0) {
+      if (--this.skipping === 0) {
+        const cost = this.cost
+        this.cost = 0
+        this.sink.refused(cost)
+      }
+      return
+    }
     let v = value
     for (;;) {
       const top = this.stack[this.stack.length - 1]
       if (!top) {
-        this.onReply(v, end)
+        this.cost = 0
+        this.sink.reply(v)
         return
       }
       top.items[top.filled++] = v

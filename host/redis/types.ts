@@ -27,11 +27,26 @@ export interface CallOptions {
    * command policy is skipped and the command is sent as given. Default false.
    */
   readonly internal?: boolean
+  /**
+   * The reply budget: a reply that would cost the host more (its bytes plus a per-value
+   * overhead, see resp2-reader.ts) is refused from its header or as it arrives, never buffered
+   * whole, and the call rejects with ReplyLimitError. Executions pass their
+   * `limits.maxReplyBytes`. Default: none for functions' calls, the backend's
+   * `internalMaxReplyBytes` for internal ones.
+   */
+  readonly maxReplyBytes?: number
 }
 
 export interface PipelineOptions {
   /** As {@link CallOptions.internal}: skip the command policy. Default false. */
   readonly internal?: boolean
+  /** As {@link CallOptions.maxReplyBytes}, for each reply. */
+  readonly maxReplyBytes?: number
+}
+
+export interface DedicatedCallOptions {
+  /** As {@link CallOptions.maxReplyBytes}. */
+  readonly maxReplyBytes?: number
 }
 
 export interface ScanOptions {
@@ -57,21 +72,27 @@ export interface PreparedCommand {
 }
 
 /**
- * A connection reserved for one caller (WATCH/MULTI/EXEC for atomic blocks), pinned to one master.
- * It applies no command policy. `release()` returns it to a small pool (after DISCARD/UNWATCH when
- * a transaction or watch was left open); calls after `release()` reject with ClosedError.
+ * A connection reserved for one caller (WATCH/MULTI/EXEC for atomic blocks), pinned to one master,
+ * authenticated as the function user (Redis enforces the function ACL; the host policy is not
+ * applied: see {@link RedisBackend.prepareCommand}). `release()` returns it to a small pool only
+ * in a known-idle state: no reply pending, and DISCARD/UNWATCH answered when a transaction or
+ * watch was left open; otherwise it is closed. Calls after `release()` reject with ClosedError.
  */
 export interface DedicatedConnection {
-  call(args: readonly RedisArg[]): Promise<RedisReply>
+  call(args: readonly RedisArg[], options?: DedicatedCallOptions): Promise<RedisReply>
   release(): void
 }
 
 export interface RedisBackend {
   readonly mode: 'standalone' | 'cluster'
   /**
-   * Sends one command. Top-level error replies reject with `RedisReplyError` (the Redis text as
-   * message); a lost connection rejects with `ConnectionError`; refused commands with
-   * `CommandDeniedError`.
+   * Sends one command: a function's command (not `internal`) as the function ACL user, an
+   * internal one as the configured user. Top-level error replies reject with `RedisReplyError`
+   * (the Redis text as message, e.g. NOPERM for what the function user may not run); a lost
+   * connection rejects with `ConnectionError` (never resent); refused commands with
+   * `CommandDeniedError`; a reply over `maxReplyBytes` with `ReplyLimitError` (the connection
+   * stays usable); a function user gearbox cannot set up with `FunctionUserError`. In a cluster,
+   * MOVED and ASK are followed (a bounded number of times).
    */
   call(args: readonly RedisArg[], options?: CallOptions): Promise<RedisReply>
   /** The masters, ordered by their lowest slot. */
@@ -83,7 +104,8 @@ export interface RedisBackend {
   /**
    * Sends `commands` to one master in a single write and resolves with one entry per command:
    * its reply, or the RedisReplyError Redis answered it with. Keys must belong to that master:
-   * nothing is redirected (a key elsewhere answers with Redis's MOVED error in its place).
+   * nothing is redirected (a key elsewhere answers with Redis's MOVED error in its place). A
+   * reply over `maxReplyBytes` rejects the whole call with ReplyLimitError.
    * Refused commands reject the whole call with CommandDeniedError before anything is sent; a
    * lost connection rejects it with ConnectionError.
    */

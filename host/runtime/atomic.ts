@@ -25,6 +25,7 @@ import { commandKeys, hasCommandFlag, isReadOnly, resolveCommand } from '../redi
 import {
   NestedReplyError,
   type CallOptions,
+  type DedicatedCallOptions,
   type DedicatedConnection,
   type RedisArg,
   type RedisBackend,
@@ -74,6 +75,12 @@ export class AtomicAttempt {
     this.#options = options
   }
 
+  /** The execution's reply budget, for the commands sent on the dedicated connection. */
+  get #budget(): DedicatedCallOptions {
+    const max = this.#options.callOptions?.maxReplyBytes
+    return max === undefined ? {} : { maxReplyBytes: max }
+  }
+
   /** Runs (a read) or queues (a write) one command of the block. */
   async execute(args: readonly RedisArg[]): Promise<RedisReply> {
     const command = typeof args[0] === 'string' ? args[0].toLowerCase() : ''
@@ -100,10 +107,10 @@ export class AtomicAttempt {
       const connection = await this.#connect()
       const fresh = keys.filter((key) => !this.#watched.has(keyId(key)))
       if (fresh.length > 0) {
-        await connection.call(['WATCH', ...fresh])
+        await connection.call(['WATCH', ...fresh], this.#budget)
         for (const key of fresh) this.#watched.add(keyId(key))
       }
-      const reply = await connection.call(prepared.args)
+      const reply = await connection.call(prepared.args, this.#budget)
       return prepared.adaptReply === undefined ? reply : prepared.adaptReply(reply)
     }
     for (const key of keys) this.#written.add(keyId(key))
@@ -120,8 +127,8 @@ export class AtomicAttempt {
       if (this.#queue.length === 0 && this.#watched.size === 0) return true
       const connection = await this.#connect()
       await connection.call(['MULTI'])
-      const queued = this.#queue.map((args) => connection.call(args))
-      const exec = connection.call(['EXEC'])
+      const queued = this.#queue.map((args) => connection.call(args, this.#budget))
+      const exec = connection.call(['EXEC'], this.#budget)
       const [execResult, ...queuedResults] = await Promise.allSettled([exec, ...queued])
       if (execResult === undefined) throw new Error('unreachable: EXEC has a result')
       if (execResult.status === 'rejected') {

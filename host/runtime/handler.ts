@@ -65,6 +65,8 @@ export interface HostHandlerOptions {
   readonly topLevel?: TopLevelMode
   /** Extra ops by name (may not replace the built-in ones). */
   readonly ops?: Readonly<Record<string, HostOp>>
+  /** The reply budget of each command the execution sends: its `limits.maxReplyBytes`. Default: none. */
+  readonly maxReplyBytes?: number
 }
 
 /** A HostHandler for one execution. */
@@ -120,7 +122,11 @@ class RuntimeHandler implements RuntimeHostHandler, ExecutionContext {
     this.#config = options.config ?? {}
     this.#atomicRetries = options.atomicRetries ?? DEFAULT_ATOMIC_RETRIES
     this.#ops = options.ops ?? {}
-    this.#callOptions = options.shard === undefined ? undefined : { shard: options.shard.id }
+    const callOptions: CallOptions = {
+      ...(options.shard === undefined ? {} : { shard: options.shard.id }),
+      ...(options.maxReplyBytes === undefined ? {} : { maxReplyBytes: options.maxReplyBytes }),
+    }
+    this.#callOptions = Object.keys(callOptions).length === 0 ? undefined : callOptions
     if (options.shard !== undefined) this.#shard = Promise.resolve(options.shard)
     this.#topLevel = options.topLevel
     this.#replay = options.topLevel?.mode === 'replay' ? new ReplayCursor(options.topLevel.recording) : undefined

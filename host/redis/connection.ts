@@ -1,0 +1,397 @@
+/**
+ * One connection to one Redis node, gearbox's own (node:net / node:tls): RESP2 out, and every
+ * reply read once, by the Resp2Reader (exact kinds, a reply budget per command).
+ *
+ * Handshake: AUTH (username + password, or password alone) and SELECT db, pipelined with the
+ * first commands' write; `prepare` (e.g. creating the function ACL user) runs before each
+ * connect. Calls made while (re)connecting wait for the connection up to `connectTimeoutMs`.
+ *
+ * Failures: an error reply rejects with RedisReplyError (Redis's text); a reply over its budget
+ * rejects with ReplyLimitError and is skipped as it streams (the connection stays usable); a
+ * lost connection rejects every command in flight with ConnectionError and nothing is resent;
+ * `commandTimeoutMs` rejects a command whose reply is late with ConnectionError (its reply,
+ * when it comes, is read and dropped). A reconnecting connection tries again with backoff
+ * (50 ms doubling up to `maxReconnectDelayMs`); a non-reconnecting one (dedicated) stays closed.
+ */
+import { connect as netConnect, type Socket } from 'node:net'
+import { connect as tlsConnect, type ConnectionOptions as TlsOptions } from 'node:tls'
+import { ClosedError, ConnectionError, GearboxError, RedisReplyError, ReplyLimitError } from '../errors.js'
+import { Resp2ProtocolError, Resp2Reader, type ReplySink } from './resp2-reader.js'
+import { NestedReplyError, type RedisArg, type RedisReply } from './types.js'
+import { WriteBatcher } from './write-batch.js'
+
+export interface NodeAddress {
+  readonly host: string
+  readonly port: number
+}
+
+export interface ConnectionConfig {
+  /** Where to connect; a function is asked again at each connect (sentinel). */
+  readonly address: NodeAddress | (() => Promise<NodeAddress>)
+  readonly tls?: TlsOptions | undefined
+  readonly username?: string | undefined
+  readonly password?: string | undefined
+  readonly db?: number | undefined
+  readonly connectTimeoutMs: number
+  readonly commandTimeoutMs?: number | undefined
+  readonly maxReconnectDelayMs: number
+  /** Reconnect after a loss (shared connections) or stay closed (dedicated ones). */
+  readonly reconnect: boolean
+  /** Runs before each connect attempt; a GearboxError it throws fails the waiting calls with it. */
+  readonly prepare?: (() => Promise<void>) | undefined
+  /** Told about every connection failure (the backend keeps the last for messages). */
+  readonly onError?: ((error: Error) => void) | undefined
+}
+
+/** One shared batcher: commands written in one tick leave in one write per socket. */
+const batcher = new WriteBatcher()
+
+interface Pending {
+  readonly name: string
+  readonly budget: number
+  resolve(reply: RedisReply): void
+  reject(error: Error): void
+  /** Settled early (timeout): the reply is read and dropped when it comes. */
+  settled: boolean
+  timer: ReturnType<typeof setTimeout> | undefined
+}
+
+const enum Status {
+  Connecting,
+  Ready,
+  Waiting,
+  Closed,
+}
+
+/** RESP2 encoding of one command. */
+export function encodeCommand(args: readonly RedisArg[]): Buffer {
+  let size = 16
+  const parts: (Buffer | string)[] = []
+  for (const arg of args) {
+    if (typeof arg === 'string') {
+      parts.push(arg)
+      size += Buffer.byteLength(arg) + 16
+    } else {
+      const b = Buffer.from(arg.buffer, arg.byteOffset, arg.byteLength)
+      parts.push(b)
+      size += b.length + 16
+    }
+  }
+  const out = Buffer.allocUnsafe(size)
+  let o = out.write(`*${args.length}\r\n`, 0, 'latin1')
+  for (const p of parts) {
+    if (typeof p === 'string') {
+      const n = Buffer.byteLength(p)
+      o += out.write(`$${n}\r\n`, o, 'latin1')
+      o += out.write(p, o, 'utf8')
+    } else {
+      o += out.write(`$${p.length}\r\n`, o, 'latin1')
+      o += p.copy(out, o)
+    }
+    out[o++] = 0x0d
+    out[o++] = 0x0a
+  }
+  return out.subarray(0, o)
+}
+
+export function commandName(args: readonly RedisArg[]): string {
+  const first = args[0]
+  if (first === undefined) return ''
+  return (typeof first === 'string' ? first : Buffer.from(first.buffer, first.byteOffset, first.byteLength).toString('utf8')).toUpperCase()
+}
+
+export class RedisConnection implements ReplySink {
+  private socket: Socket | undefined
+  private reader: Resp2Reader | undefined
+  private status = Status.Waiting
+  private readonly inFlight: Pending[] = []
+  /** Calls waiting for the connection: resolved on ready, rejected on failure/timeout. */
+  private readonly waiters = new Set<{ ok: () => void; fail: (e: Error) => void }>()
+  private attempts = 0
+  private reconnectTimer: ReturnType<typeof setTimeout> | undefined
+  private lastError: Error | undefined
+  private fatal: GearboxError | undefined
+  private where: string
+
+  constructor(private readonly config: ConnectionConfig) {
+    this.where = typeof config.address === 'function' ? '(resolving)' : `${config.address.host}:${config.address.port}`
+    this.open()
+  }
+
+  /** `host:port` of the node (for messages). */
+  get description(): string {
+    return this.where
+  }
+
+  get isClosed(): boolean {
+    return this.status === Status.Closed
+  }
+
+  get isReady(): boolean {
+    return this.status === Status.Ready
+  }
+
+  /** Replies owed by Redis on this connection. */
+  get pendingCount(): number {
+    return this.inFlight.length
+  }
+
+  /** True while a big or refused reply is streaming in: new commands would wait behind it. */
+  get isDraining(): boolean {
+    const reader = this.reader
+    return reader !== undefined && (reader.isSkipping || reader.pendingCost > DRAINING_COST)
+  }
+
+  /**
+   * Sends one command. `budget` bounds what its reply may cost the host (see resp2-reader.ts);
+   * the message of a refusal names `budgetName`.
+   */
+  send(args: readonly RedisArg[], budget = Infinity, budgetName = 'the reply budget'): Promise<RedisReply> {
+    if (this.status === Status.Ready) return this.write(args, budget, budgetName)
+    if (this.status === Status.Closed) {
+      return Promise.reject(
+        this.config.reconnect
+          ? new ClosedError('the Redis connection is closed')
+          : new ConnectionError(`the dedicated connection to Redis ${this.where} was lost; take a new one with dedicated()`),
+      )
+    }
+    return this.whenReady().then(() => this.write(args, budget, budgetName))
+  }
+
+  /** Sends several commands back to back in one write (nothing of others in between). */
+  sendMany(commands: readonly (readonly RedisArg[])[], budget = Infinity, budgetName = 'the reply budget'): Promise<RedisReply>[] {
+    if (this.status === Status.Ready) return commands.map((args) => this.write(args, budget, budgetName))
+    const ready = this.status === Status.Closed ? this.send(['PING']) : this.whenReady()
+    // Once ready, the writes happen in one synchronous run: nothing interleaves.
+    const written = ready.then(() => commands.map((args) => this.write(args, budget, budgetName)))
+    return commands.map((_, i) => written.then((replies) => replies[i]!))
+  }
+
+  private write(args: readonly RedisArg[], budget: number, budgetName: string): Promise<RedisReply> {
+    const socket = this.socket!
+    const name = commandName(args)
+    return new Promise<RedisReply>((resolve, reject) => {
+      const pending: Pending = {
+        name,
+        budget,
+        resolve,
+        reject: (error) => {
+          if (error instanceof ReplyLimitError) {
+            reject(new ReplyLimitError(`the reply to ${name} exceeded ${budgetName}; it was skipped, not read`))
+          } else reject(error)
+        },
+        settled: false,
+        timer: undefined,
+      }
+      const timeout = this.config.commandTimeoutMs
+      if (timeout !== undefined) {
+        pending.timer = setTimeout(() => {
+          pending.settled = true
+          reject(
+            new ConnectionError(
+              `no reply to ${name} from Redis ${this.where} within commandTimeoutMs (${timeout} ms); the command may or may not have run`,
+            ),
+          )
+        }, timeout)
+      }
+      this.inFlight.push(pending)
+      batcher.hold(socket)
+      socket.write(encodeCommand(args))
+    })
+  }
+
+  private whenReady(): Promise<void> {
+    if (this.fatal) return Promise.reject(this.fatal)
+    return new Promise<void>((resolve, reject) => {
+      const waiter = {
+        ok: () => {
+          clearTimeout(timer)
+          this.waiters.delete(waiter)
+          resolve()
+        },
+        fail: (e: Error) => {
+          clearTimeout(timer)
+          this.waiters.delete(waiter)
+          reject(e)
+        },
+      }
+      const timer = setTimeout(() => {
+        const detail = this.lastError ? ` (last error: ${this.lastError.message})` : ''
+        waiter.fail(
+          new ConnectionError(
+            `Redis ${this.where} is not reachable: not connected within connectTimeoutMs (${this.config.connectTimeoutMs} ms)${detail}`,
+          ),
+        )
+      }, this.config.connectTimeoutMs)
+      this.waiters.add(waiter)
+    })
+  }
+
+  // ReplySink: the reader's view of the command whose reply comes next.
+  budget(): number {
+    return this.inFlight[0]?.budget ?? Infinity
+  }
+
+  reply(value: RedisReply): void {
+    const pending = this.inFlight.shift()
+    if (!pending) return
+    if (pending.timer) clearTimeout(pending.timer)
+    if (pending.settled) return
+    if (value instanceof NestedReplyError) pending.reject(new RedisReplyError(value.message))
+    else pending.resolve(value)
+  }
+
+  refused(): void {
+    const pending = this.inFlight.shift()
+    if (!pending) return
+    if (pending.timer) clearTimeout(pending.timer)
+    if (!pending.settled) pending.reject(new ReplyLimitError())
+  }
+
+  private open(): void {
+    if (this.status === Status.Closed) return
+    this.status = Status.Connecting
+    void this.connectOnce().then(
+      (socket) => {
+        if (this.status === Status.Closed) {
+          socket.destroy()
+          return
+        }
+        this.socket = socket
+        this.status = Status.Ready
+        this.attempts = 0
+        this.fatal = undefined
+        for (const waiter of [...this.waiters]) waiter.ok()
+      },
+      (error: Error) => {
+        this.lastError = error
+        this.config.onError?.(error)
+        if (error instanceof GearboxError && !(error instanceof ConnectionError)) {
+          // Not a network failure (e.g. the function user cannot be created): tell the waiting calls now.
+          this.fatal = error
+          for (const waiter of [...this.waiters]) waiter.fail(error)
+        }
+        this.lost()
+      },
+    )
+  }
+
+  /** Connects, authenticates and selects the db. */
+  private async connectOnce(): Promise<Socket> {
+    await this.config.prepare?.()
+    const address = typeof this.config.address === 'function' ? await this.config.address() : this.config.address
+    this.where = `${address.host}:${address.port}`
+    const socket = await new Promise<Socket>((resolve, reject) => {
+      const tls = this.config.tls
+      const s: Socket = tls
+        ? tlsConnect({ servername: address.host, ...tls, host: address.host, port: address.port })
+        : netConnect({ host: address.host, port: address.port })
+      const timer = setTimeout(() => {
+        s.destroy()
+        reject(new ConnectionError(`connect to ${this.where} timed out after ${this.config.connectTimeoutMs} ms`))
+      }, this.config.connectTimeoutMs)
+      s.once(tls ? 'secureConnect' : 'connect', () => {
+        clearTimeout(timer)
+        s.off('error', onError)
+        resolve(s)
+      })
+      const onError = (e: Error): void => {
+        clearTimeout(timer)
+        s.destroy()
+        reject(e)
+      }
+      s.once('error', onError)
+    })
+    socket.setNoDelay(true)
+    socket.setKeepAlive(true, 30_000)
+    const reader = new Resp2Reader(this)
+    this.reader = reader
+    this.socket = socket
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        reader.feed(chunk)
+      } catch (error) {
+        // A stream we cannot read any more: drop the connection (its commands fail, not resent).
+        this.lastError = error instanceof Resp2ProtocolError ? error : new Error(String(error))
+        socket.destroy()
+      }
+    })
+    socket.on('error', (e: Error) => {
+      this.lastError = e
+      this.config.onError?.(e)
+    })
+    socket.once('close', () => {
+      if (this.socket === socket) this.onClose()
+    })
+    const handshake: RedisArg[][] = []
+    if (this.config.password !== undefined) {
+      handshake.push(this.config.username !== undefined ? ['AUTH', this.config.username, this.config.password] : ['AUTH', this.config.password])
+    }
+    if (this.config.db !== undefined && this.config.db !== 0) handshake.push(['SELECT', String(this.config.db)])
+    try {
+      await Promise.all(handshake.map((args) => this.write(args, 64 * 1024, 'the handshake budget')))
+    } catch (error) {
+      socket.destroy()
+      throw error instanceof RedisReplyError ? new ConnectionError(`${this.where}: ${error.message}`) : error
+    }
+    return socket
+  }
+
+  private onClose(): void {
+    this.socket = undefined
+    this.reader = undefined
+    const lost = this.inFlight.splice(0)
+    for (const pending of lost) {
+      if (pending.timer) clearTimeout(pending.timer)
+      if (pending.settled) continue
+      pending.reject(
+        new ConnectionError(
+          `connection to Redis ${this.where} closed before the reply to ${pending.name} arrived; ` +
+            'the command may or may not have run (gearbox does not resend it)',
+        ),
+      )
+    }
+    this.lost()
+  }
+
+  private lost(): void {
+    if (this.status === Status.Closed) return
+    if (!this.config.reconnect) {
+      this.status = Status.Closed
+      const error = this.fatal ?? new ConnectionError(`the dedicated connection to Redis ${this.where} was lost; take a new one with dedicated()`)
+      for (const waiter of [...this.waiters]) waiter.fail(error)
+      return
+    }
+    this.status = Status.Waiting
+    const delay = Math.min(50 * 2 ** Math.min(this.attempts, 10), this.config.maxReconnectDelayMs)
+    this.attempts++
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined
+      this.open()
+    }, delay)
+  }
+
+  /**
+   * Closes the connection: QUIT when `graceful` (pending replies arrive first, up to 1 s), else
+   * at once (commands in flight reject with ConnectionError).
+   */
+  async close(graceful = true): Promise<void> {
+    if (this.status === Status.Closed) return
+    const socket = this.socket
+    const wasReady = this.status === Status.Ready
+    this.status = Status.Closed
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer)
+    for (const waiter of [...this.waiters]) waiter.fail(new ClosedError('the Redis connection was closed'))
+    if (!socket) return
+    if (graceful && wasReady) {
+      await Promise.race([
+        this.write(['QUIT'], 1024, 'QUIT').catch(() => undefined),
+        new Promise((resolve) => setTimeout(resolve, 1000)),
+      ])
+    }
+    socket.destroy()
+  }
+}
+
+/** A reply past this cost counts as draining (new commands go to another connection). */
+const DRAINING_COST = 1024 * 1024
