@@ -13,7 +13,7 @@
  * plus the ops the caller adds (`ops`), e.g. the gears layer's.
  */
 import { hashtagForSlot } from '../cluster/hashtags.js'
-import { AtomicConflictError, GearboxError, RedisReplyError } from '../errors.js'
+import { AtomicConflictError, GearboxError, RedisReplyError, ReplyLimitError } from '../errors.js'
 import type { HostHandler } from '../sandbox/types.js'
 import type { CallOptions, RedisArg, RedisBackend, RedisReply, ShardInfo } from '../redis/types.js'
 import { AtomicAttempt } from './atomic.js'
@@ -195,6 +195,9 @@ class RuntimeHandler implements RuntimeHostHandler, ExecutionContext {
       return replyValue(await this.#dispatch(op, args, mode))
     } catch (error) {
       if (error instanceof GuestFacingError || error instanceof RedisReplyError) return replyGearsError(error.message)
+      // A reply over limits.maxReplyBytes is a limit like the sandbox's own reply cap: it stops the
+      // execution (thrown to the pool) instead of reaching the guest as a catchable GearsError.
+      if (error instanceof ReplyLimitError) throw error
       if (error instanceof GearboxError) return replyCodedError(error.code, error.message)
       throw error
     }
