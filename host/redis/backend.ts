@@ -395,7 +395,7 @@ class GearboxRedisBackend implements RedisBackend {
     const found = new Set(named.filter((_, i) => Array.isArray(info) && info[i] !== null && info[i] !== undefined))
     const known = (c: string): boolean => c.startsWith('@') || found.has(c)
     return [
-      ...functionAclRules({ deny: policy.deny.filter(known), allow: [...policy.allow.filter(known), ...this.protocolAllow()] }),
+      ...functionAclRules({ deny: policy.deny.filter(known), allow: policy.allow.filter(known), protocol: this.protocolAllow() }),
       ...NEWER_BLOCKING_COMMANDS.filter(known).map((c) => `-${c}`),
     ]
   }
@@ -419,7 +419,7 @@ class GearboxRedisBackend implements RedisBackend {
 
   private functionUserMessage(where: string, answer: string): string {
     const policy = policyAcl(this.policy)
-    const rules = functionAclRules({ deny: policy.deny, allow: [...policy.allow, ...this.protocolAllow()] })
+    const rules = functionAclRules({ deny: policy.deny, allow: policy.allow, protocol: this.protocolAllow() })
     const name = this.functionUser.username
     return (
       `gearbox could not set up the Redis user functions' commands run as on ${where} (Redis answered: ${answer}). ` +

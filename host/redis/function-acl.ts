@@ -73,10 +73,16 @@ export interface FunctionAclOptions {
   readonly deny?: readonly string[]
   /** Entries allowed on top of the default rules (same forms as `deny`), e.g. `eval`, `@scripting`. */
   readonly allow?: readonly string[]
+  /**
+   * Commands gearbox's own connection protocol sends as the function user (ASKING to follow an
+   * ASK redirection, CLIENT ID, SELECT of the URL's db in the handshake): allowed last, after the
+   * connection-state rules. The host check refuses them to functions all the same.
+   */
+  readonly protocol?: readonly string[]
 }
 
 /** Which part of the policy an ACL rule comes from (for error texts). */
-export type FunctionAclRuleOrigin = 'base' | 'category' | 'kept' | 'allow' | 'deny' | 'connection' | 'wait'
+export type FunctionAclRuleOrigin = 'base' | 'category' | 'kept' | 'allow' | 'deny' | 'connection' | 'wait' | 'protocol'
 
 /** One command rule of the function user, in the order Redis applies them. */
 export interface FunctionAclRule {
@@ -95,6 +101,7 @@ export function functionAclCommandRules(options: FunctionAclOptions = {}): Funct
     ...(options.deny ?? []).map((c) => ({ rule: `-${c}`, origin: 'deny' as const })),
     ...CONNECTION_STATE_COMMANDS.map((c) => ({ rule: `-${c}`, origin: 'connection' as const })),
     ...UNBOUNDED_WAIT_COMMANDS.map((c) => ({ rule: `-${c}`, origin: 'wait' as const })),
+    ...(options.protocol ?? []).map((c) => ({ rule: `+${c}`, origin: 'protocol' as const })),
   ]
 }
 

@@ -256,7 +256,10 @@ test('connection killed mid-call: ConnectionError, no resend, then recovery', as
   const lost = await inFlight
   assert.is(lost.code, 'ERR_GEARBOX_CONNECTION')
   assert.match(lost.message, 'may or may not have run')
-  // Later calls work once ioredis has reconnected.
+  // Later calls work once the backend has reconnected. CLIENT KILL closed the function connections
+  // too; give their sockets a moment to see it (a command written in the same instant to a socket
+  // Redis already closed fails like the BLPOP did).
+  await sleep(100)
   assert.is(await backend.call(['RPUSH', 'killed', 'x']), 1)
   await sleep(1200)
   assert.is(await backend.call(['LLEN', 'killed']), 1, 'the BLPOP was not resent behind our back')
