@@ -9,20 +9,12 @@ import { Gearbox } from '../../host/index.js'
 import { createRedisBackend } from '../../host/redis/index.js'
 import type { RedisBackend } from '../../host/redis/types.js'
 import { startRedis, type TestRedis } from '../helpers/redis.js'
+import { rejection } from '../helpers/rejection.js'
 
 const test = suite('redis: bounded replies')
 const MiB = 1024 * 1024
 let server: TestRedis
 let backend: RedisBackend
-
-async function rejection(p: Promise<unknown>): Promise<{ code: string | undefined; message: string }> {
-  try {
-    await p
-  } catch (error) {
-    return { code: (error as { code?: string }).code, message: (error as Error).message }
-  }
-  throw new Error('expected a rejection')
-}
 
 /** Runs `work` while sampling the RSS; returns the peak growth over the RSS before, in bytes. */
 async function rssGrowth(work: () => Promise<void>): Promise<number> {

@@ -7,6 +7,7 @@ import { createRedisBackend, hashtagForSlot, keySlot, shardOwningSlot } from '..
 import { RedisReplyError } from '../../host/errors.js'
 import type { RedisBackend, RedisReply, ShardInfo } from '../../host/redis/types.js'
 import { sharedCluster, type TestCluster } from '../helpers/redis.js'
+import { rejection } from '../helpers/rejection.js'
 
 const test = suite('redis: cluster backend')
 let cluster: TestCluster
@@ -19,15 +20,6 @@ const text = (v: RedisReply | RedisReplyError): string => {
   return new TextDecoder().decode(v)
 }
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
-
-async function rejection(p: Promise<unknown>): Promise<{ code: string | undefined; message: string }> {
-  try {
-    await p
-  } catch (error) {
-    return { code: (error as { code?: string }).code, message: (error as Error).message }
-  }
-  throw new Error('expected a rejection')
-}
 
 /** A key living on `shard` (its lowest slot's hashtag). */
 const keyOn = (shard: ShardInfo, name: string): string => `{${hashtagForSlot(shard.minSlot)}}${name}`

@@ -10,19 +10,11 @@ import { RedisConnection } from '../../host/redis/connection.js'
 import { createRedisBackend } from '../../host/redis/index.js'
 import type { RedisBackend, RedisReply } from '../../host/redis/types.js'
 import { startRedis, type TestRedis } from '../helpers/redis.js'
+import { rejection } from '../helpers/rejection.js'
 
 const test = suite('redis: function ACL user')
 let server: TestRedis
 let backend: RedisBackend
-
-async function rejection(p: Promise<unknown>): Promise<{ code: string | undefined; message: string; error: unknown }> {
-  try {
-    await p
-  } catch (error) {
-    return { code: (error as { code?: string }).code, message: (error as Error).message, error }
-  }
-  throw new Error('expected a rejection')
-}
 
 const text = (v: RedisReply): string => (v instanceof Uint8Array ? new TextDecoder().decode(v) : String(v))
 

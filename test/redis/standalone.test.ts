@@ -6,6 +6,7 @@ import { createRedisBackend, NestedReplyError, STANDALONE_SHARD_ID } from '../..
 import { RedisReplyError } from '../../host/errors.js'
 import type { RedisBackend, RedisReply } from '../../host/redis/types.js'
 import { startRedis, type TestRedis } from '../helpers/redis.js'
+import { rejection } from '../helpers/rejection.js'
 
 const test = suite('redis: standalone backend')
 let server: TestRedis
@@ -15,15 +16,6 @@ const bytes = (s: string): Uint8Array => new TextEncoder().encode(s)
 const text = (v: RedisReply): string => {
   if (!(v instanceof Uint8Array)) throw new Error(`expected bytes, got ${String(v)}`)
   return new TextDecoder().decode(v)
-}
-
-async function rejection(p: Promise<unknown>): Promise<{ code: string | undefined; message: string; error: unknown }> {
-  try {
-    await p
-  } catch (error) {
-    return { code: (error as { code?: string }).code, message: (error as Error).message, error }
-  }
-  throw new Error('expected a rejection')
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
