@@ -6,7 +6,7 @@
  * - the host's RSS stays within the attack's stated bound above what it was before.
  * Every loop is bounded in count and time.
  */
-import { connect, type Socket } from 'node:net'
+import { Worker } from 'node:worker_threads'
 import * as assert from 'uvu/assert'
 import type { Gearbox } from '../../host/gearbox.js'
 
@@ -23,54 +23,68 @@ const MAX_BYSTANDERS = 400
 const RSS_EVERY_MS = 10
 const GUARD_MAX_MS = 60_000
 
-/** Pings one master every 10 ms on a connection of its own; reports the slowest answer. */
+/**
+ * Pings every master every 10 ms from a worker thread of its own, so that what it measures is
+ * Redis's answer time, not this process's event loop (which the host under test shares).
+ * Reports the slowest answer; a PING still unanswered at the end counts with its age.
+ */
+const PING_WORKER = `
+const { parentPort, workerData } = require('node:worker_threads')
+const { connect } = require('node:net')
+const { masters, everyMs, maxPings } = workerData
+let slowest = 0
+const watches = masters.map((m) => {
+  const w = { socket: connect(m), sentAt: 0, waiting: false, buffered: '', count: 0 }
+  w.socket.setNoDelay(true)
+  w.socket.on('error', () => {})
+  w.socket.on('data', (chunk) => {
+    w.buffered += chunk.toString('latin1')
+    while (w.buffered.includes('\\r\\n')) {
+      w.buffered = w.buffered.slice(w.buffered.indexOf('\\r\\n') + 2)
+      slowest = Math.max(slowest, performance.now() - w.sentAt)
+      w.waiting = false
+    }
+  })
+  return w
+})
+const timer = setInterval(() => {
+  for (const w of watches) {
+    if (w.waiting) { slowest = Math.max(slowest, performance.now() - w.sentAt); continue }
+    if (++w.count > maxPings) continue
+    w.waiting = true
+    w.sentAt = performance.now()
+    w.socket.write('PING\\r\\n')
+  }
+}, everyMs)
+parentPort.on('message', () => {
+  clearInterval(timer)
+  for (const w of watches) {
+    if (w.waiting) slowest = Math.max(slowest, performance.now() - w.sentAt)
+    w.socket.destroy()
+  }
+  parentPort.postMessage(slowest)
+})
+`
+
 class PingWatch {
-  private readonly socket: Socket
-  private sentAt = 0
-  private waiting = false
-  private timer: ReturnType<typeof setInterval> | undefined
-  private count = 0
-  slowestMs = 0
-  /** A PING still unanswered when the watch stopped counts with its age. */
-  private buffered = ''
+  private readonly worker: Worker
 
-  constructor(readonly endpoint: Endpoint) {
-    this.socket = connect(endpoint)
-    this.socket.setNoDelay(true)
-    this.socket.on('error', () => {})
-    this.socket.on('data', (chunk) => {
-      this.buffered += chunk.toString('latin1')
-      while (this.buffered.includes('\r\n')) {
-        this.buffered = this.buffered.slice(this.buffered.indexOf('\r\n') + 2)
-        this.slowestMs = Math.max(this.slowestMs, performance.now() - this.sentAt)
-        this.waiting = false
-      }
+  constructor(masters: readonly Endpoint[]) {
+    this.worker = new Worker(PING_WORKER, {
+      eval: true,
+      workerData: { masters: masters.map((m) => ({ host: m.host, port: m.port })), everyMs: PING_EVERY_MS, maxPings: MAX_PINGS },
     })
+    // A guard that is never stopped does not keep the test process alive.
+    this.worker.unref()
   }
 
-  start(): void {
-    this.timer = setInterval(() => {
-      if (this.waiting) {
-        this.slowestMs = Math.max(this.slowestMs, performance.now() - this.sentAt)
-        return
-      }
-      if (++this.count > MAX_PINGS) return this.halt()
-      this.waiting = true
-      this.sentAt = performance.now()
-      this.socket.write('PING\r\n')
-    }, PING_EVERY_MS)
-  }
-
-  halt(): void {
-    if (this.timer) clearInterval(this.timer)
-    this.timer = undefined
-  }
-
-  stop(): number {
-    this.halt()
-    if (this.waiting) this.slowestMs = Math.max(this.slowestMs, performance.now() - this.sentAt)
-    this.socket.destroy()
-    return this.slowestMs
+  /** Stops the pings; resolves with the slowest answer in ms. */
+  async stop(): Promise<number> {
+    const slowest = new Promise<number>((resolve) => this.worker.once('message', (ms: number) => resolve(ms)))
+    this.worker.postMessage('stop')
+    const ms = await slowest
+    await this.worker.terminate()
+    return ms
   }
 }
 
@@ -85,7 +99,7 @@ export interface GuardReport {
 const BYSTANDER = `execute('INCR', '{bystander}:n'); if (execute('PING') !== 'PONG') throw new Error('no PONG')`
 
 export class Guard {
-  private readonly watches: PingWatch[]
+  private readonly pings: PingWatch
   private readonly bystanders: Promise<string | undefined>[] = []
   private bystanderTimer: ReturnType<typeof setInterval> | undefined
   private rssTimer: ReturnType<typeof setInterval> | undefined
@@ -94,10 +108,9 @@ export class Guard {
   private readonly deadline: ReturnType<typeof setTimeout>
 
   constructor(private readonly gearbox: Gearbox, masters: readonly Endpoint[]) {
-    this.watches = masters.map((m) => new PingWatch(m))
+    this.pings = new PingWatch(masters)
     this.rssBefore = process.memoryUsage.rss()
     this.rssPeak = this.rssBefore
-    for (const w of this.watches) w.start()
     this.rssTimer = setInterval(() => (this.rssPeak = Math.max(this.rssPeak, process.memoryUsage.rss())), RSS_EVERY_MS)
     const bystander = (): void => {
       if (this.bystanders.length >= MAX_BYSTANDERS) return
@@ -120,14 +133,13 @@ export class Guard {
     if (this.bystanderTimer) clearInterval(this.bystanderTimer)
     if (this.rssTimer) clearInterval(this.rssTimer)
     this.bystanderTimer = this.rssTimer = undefined
-    for (const w of this.watches) w.halt()
   }
 
   async stop(): Promise<GuardReport> {
     clearTimeout(this.deadline)
     this.rssPeak = Math.max(this.rssPeak, process.memoryUsage.rss())
     this.halt()
-    const slowestPingMs = Math.max(0, ...this.watches.map((w) => w.stop()))
+    const slowestPingMs = await this.pings.stop()
     const outcomes = await Promise.all(this.bystanders)
     return {
       slowestPingMs,
