@@ -182,7 +182,6 @@ export class CommandPolicy {
         throw new CommandDeniedError(`${subject} not allowed in gearbox functions by the rule ${rule.rule} of the function ACL`)
     }
   }
-  }
 
   /** Throws CommandDeniedError when `args` would be refused by {@link prepare}. */
   check(args: readonly RedisArg[]): void {
