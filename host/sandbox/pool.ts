@@ -3,7 +3,7 @@
  * of the job's engine, with a FIFO queue when all are busy. Killed or crashed workers are replaced.
  */
 import { AbortedError, ClosedError, InvalidArgumentError, SandboxError } from '../errors.js'
-import type { GuestEntry } from './engine.js'
+import type { EngineCounters, GuestEntry } from './engine.js'
 import { engineTraits, ENGINE_NAMES, isEngineName } from './engines/index.js'
 import { DEFAULT_LIMITS, resolveLimits } from './limits.js'
 import { SandboxRun } from './sandbox-run.js'
@@ -36,13 +36,6 @@ export interface SandboxPoolStats {
   readonly respawns: number
   /** Executions whose result has settled. */
   readonly executions: number
-  /**
-   * Realms the workers built from scratch (interpreter, prelude evaluation). With a snapshot per
-   * realm this stays flat while executions grow.
-   */
-  readonly realmBuilds: number
-  /** Executions after which the worker restored its realm from the snapshot (one per execution when the snapshot path is taken). */
-  readonly snapshotRestores: number
 }
 
 /** After this many failed worker starts in a row with no worker alive, queued jobs fail. */
@@ -147,14 +140,9 @@ export class SandboxPool implements PoolWorkerOwner {
   stats(): SandboxPoolStats {
     let workers = 0
     let busy = 0
-    let realmBuilds = this.goneRealmBuilds
-    let snapshotRestores = this.goneSnapshotRestores
     for (const worker of this.workers) {
       if (worker.status === 'idle' || worker.status === 'busy') workers++
       if (worker.status === 'busy') busy++
-      const counters = worker.counters()
-      realmBuilds += counters.realmBuilds
-      snapshotRestores += counters.snapshotRestores
     }
     return {
       workers,
@@ -162,9 +150,24 @@ export class SandboxPool implements PoolWorkerOwner {
       queued: this.queue.count((execution) => !execution.settled),
       respawns: this.respawnCount,
       executions: this.settledCount,
-      realmBuilds,
-      snapshotRestores,
     }
+  }
+
+  /**
+   * The engines' counters summed over the workers, gone ones included: `realmBuilds` (realms
+   * built from scratch: flat while the preloaded scripts stay the same) and `snapshotRestores`
+   * (one per execution when the snapshot path is taken). A worker publishes them right after it
+   * reported a result, so they may trail the results by a moment.
+   */
+  engineCounters(): EngineCounters {
+    let realmBuilds = this.goneRealmBuilds
+    let snapshotRestores = this.goneSnapshotRestores
+    for (const worker of this.workers) {
+      const counters = worker.counters()
+      realmBuilds += counters.realmBuilds
+      snapshotRestores += counters.snapshotRestores
+    }
+    return { realmBuilds, snapshotRestores }
   }
 
   /**
