@@ -5,18 +5,24 @@
 import { GUEST_JS } from '../generated/guest-js.js'
 import { SandboxError } from '../errors.js'
 import { decodeWire } from '../runtime/wire.js'
+import type { GuestEntry } from '../sandbox/engine.js'
 import type { ExecutionJob, Limits } from '../sandbox/types.js'
 
 /**
- * The expression the sandbox evaluates after the scripts: the prelude's entry function. With
- * `boundary` false it does not report the end of the top level to the host (a host call saved):
- * only a handler recording the top level for replays needs it.
+ * What the sandbox calls after the scripts: the prelude's entry function (defined with
+ * G.defineEntry), as data. With `boundary` false it does not report the end of the top level to
+ * the host (a host call saved): only a handler recording the top level for replays needs it.
  */
-export function scriptEntry(boundary = true): string {
-  return boundary ? '__gearbox_main()' : '__gearbox_main(false)'
+export function scriptEntry(boundary = true): GuestEntry {
+  return { entry: '__gearbox_main', args: [boundary] }
 }
 
-function jobOf(source: string, limits: Limits, entry: string): ExecutionJob {
+/** The entry of distributed stage `stage` (guest/js/20_gears.js defines it). */
+export function stageEntry(stage: number): GuestEntry {
+  return { entry: '__gearbox_gears_stage', args: [Math.trunc(stage)] }
+}
+
+function jobOf(source: string, limits: Limits, entry: GuestEntry): ExecutionJob {
   return {
     engine: 'quickjs',
     scripts: [...GUEST_JS, { name: 'script.js', code: source }],
@@ -34,7 +40,7 @@ export function scriptJob(source: string, limits: Limits, boundary = true): Exec
 
 /** The job of one distributed stage: the script evaluated again, then the prelude's stage entry runs stage `stage`. */
 export function stageJob(source: string, limits: Limits, stage: number): ExecutionJob {
-  return jobOf(source, limits, `__gearbox_gears_stage(${Math.trunc(stage)})`)
+  return jobOf(source, limits, stageEntry(stage))
 }
 
 /** What a script execution's entry says the script did: top-level code only, or a run() (its execution id). */

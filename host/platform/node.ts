@@ -1,10 +1,11 @@
 /**
- * The Node.js sandbox platform: workers on node:worker_threads, the QuickJS .wasm read and
+ * The Node.js sandbox platform: workers on node:worker_threads, the engine's .wasm read and
  * compiled once per process and shared with every worker as a compiled WebAssembly.Module.
  */
 import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { Worker } from 'node:worker_threads'
+import { DEFAULT_ENGINE, engineTraits } from '../sandbox/engines/index.js'
 import type { PlatformWorker, PlatformWorkerEvents, SandboxPlatform } from '../sandbox/platform.js'
 import type { FromWorkerMessage } from '../sandbox/protocol.js'
 
@@ -23,15 +24,15 @@ export interface NodePlatformOptions {
 /** The compiled worker entry next to this file (dist/host/platform/node-worker.js). */
 const WORKER_ENTRY = new URL('./node-worker.js', import.meta.url)
 
-let compiledQuickJS: Promise<WebAssembly.Module> | undefined
+let compiledEngine: Promise<WebAssembly.Module> | undefined
 
-/** Reads and compiles the QuickJS release-sync .wasm once per process. */
-function compileQuickJS(): Promise<WebAssembly.Module> {
-  compiledQuickJS ??= (async () => {
-    const path = createRequire(import.meta.url).resolve('@jitl/quickjs-wasmfile-release-sync/wasm')
+/** Reads and compiles the engine's .wasm once per process (where the engine's traits say it is). */
+function compileEngine(): Promise<WebAssembly.Module> {
+  compiledEngine ??= (async () => {
+    const path = createRequire(import.meta.url).resolve(engineTraits(DEFAULT_ENGINE).wasmSpecifier)
     return WebAssembly.compile(await readFile(path))
   })()
-  return compiledQuickJS
+  return compiledEngine
 }
 
 /** Data every node-worker.js receives as `workerData`. */
@@ -45,7 +46,7 @@ export function nodePlatform(options: NodePlatformOptions = {}): SandboxPlatform
   return {
     name: 'node',
     async spawnWorker(events: PlatformWorkerEvents): Promise<PlatformWorker> {
-      const workerData: NodeWorkerData = { wasmModule: await compileQuickJS() }
+      const workerData: NodeWorkerData = { wasmModule: await compileEngine() }
       const worker = new Worker(WORKER_ENTRY, { workerData, resourceLimits: { stackSizeMb } })
       let terminating = false
       let crash: Error | undefined

@@ -2,10 +2,11 @@
  * Worker side: turns what a guest threw into a coded error. A limit code comes only from what the
  * engine observed (an allocation that failed at the memory cap, the stack written past its
  * limit, the interrupt deadline, host-call counts), never from the name or text of the thrown
- * value: QuickJS reports its limits as ordinary exceptions (`InternalError: out of memory`,
- * `InternalError: stack overflow`) that any guest can also construct and throw.
+ * value: engines report their limits as ordinary exceptions (QuickJS: `InternalError: out of
+ * memory`, `InternalError: stack overflow`; MicroPython: `MemoryError`, `RuntimeError: maximum
+ * recursion depth exceeded`) that any guest can also construct and throw.
  */
-import type { QuickJSContext, QuickJSHandle } from 'quickjs-emscripten-core'
+import type { EngineObservations } from './engine.js'
 import type { WireError } from './protocol.js'
 import type { Limits } from './types.js'
 
@@ -18,8 +19,10 @@ export interface GuestFailure {
   readonly code?: string
 }
 
-const MAX_MESSAGE_CHARS = 64 * 1024
-const MAX_STACK_CHARS = 8 * 1024
+/** Longest message kept (engines may cut what they read to one character more). */
+export const MAX_MESSAGE_CHARS = 64 * 1024
+/** Longest stack kept, in whole lines. */
+export const MAX_STACK_CHARS = 8 * 1024
 
 function clip(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max)}… (${text.length - max} more characters)`
@@ -35,65 +38,15 @@ function clipStack(stack: string): string {
 }
 
 /**
- * Source of the function that reads a thrown value inside the guest realm. It is evaluated when
- * the realm is built, before any user code, so it holds the original JSON.stringify and
- * String.prototype.slice; it reads `name`, `message`, `stack` and `code` as properties (a
- * guest getter runs, under the CPU limit) and encodes only strings, so no toJSON or prototype
- * of the guest's shapes the description. Returns `[name, message, stack, code]` as JSON text.
+ * A failure as an engine read it (fields the guest controls, already strings), clipped to the
+ * sizes the host keeps: the message to 64 KiB, the stack to whole lines within 8 KiB.
  */
-export const DESCRIBE_THROWN_SOURCE = `(() => {
-  const JSONStringify = JSON.stringify
-  const String_ = String
-  const slice = Function.prototype.call.bind(String.prototype.slice)
-  const MAX = ${MAX_MESSAGE_CHARS + 1}
-  const text = (value) => (typeof value === 'string' ? JSONStringify(value.length > MAX ? slice(value, 0, MAX) : value) : 'null')
-  const read = (object, key) => { try { return object[key] } catch { return undefined } }
-  return function describeThrown(thrown) {
-    if (thrown !== null && (typeof thrown === 'object' || typeof thrown === 'function')) {
-      const message = read(thrown, 'message')
-      if (typeof message === 'string') {
-        const stack = read(thrown, 'stack')
-        return '[' + text(read(thrown, 'name')) + ',' + text(message) + ',' + text(typeof stack === 'string' && stack.length > ${MAX_STACK_CHARS * 64} ? slice(stack, 0, ${MAX_STACK_CHARS * 64}) : stack) + ',' + text(read(thrown, 'code')) + ']'
-      }
-    }
-    let rendered
-    try { rendered = typeof thrown === 'string' ? thrown : JSONStringify(thrown) } catch {}
-    if (typeof rendered !== 'string') { try { rendered = String_(thrown) } catch {} }
-    return '[null,' + text(typeof rendered === 'string' ? rendered : 'the guest threw a value that could not be read') + ',null,null]'
-  }
-})()`
-
-/**
- * Reads a thrown guest value with the realm's describer (see {@link DESCRIBE_THROWN_SOURCE}).
- * Runs guest getters: the interrupt handler stays installed, so a hostile getter is still
- * bounded by the CPU limit. Disposes `thrown`.
- */
-export function describeThrown(ctx: QuickJSContext, describer: QuickJSHandle, thrown: QuickJSHandle): GuestFailure {
-  const unreadable: GuestFailure = { name: 'Error', message: 'the guest threw a value that could not be read' }
-  let fields: unknown
-  try {
-    const result = ctx.callFunction(describer, ctx.undefined, thrown)
-    if (result.error) {
-      result.error.dispose()
-      return unreadable
-    }
-    const json = ctx.typeof(result.value) === 'string' ? ctx.getString(result.value) : undefined
-    result.value.dispose()
-    if (json === undefined) return unreadable
-    fields = JSON.parse(json)
-  } catch {
-    return unreadable
-  } finally {
-    if (thrown.alive) thrown.dispose()
-  }
-  if (!Array.isArray(fields)) return unreadable
-  const [name, message, stack, code] = fields as unknown[]
-  if (typeof message !== 'string') return unreadable
+export function guestFailure(name: string | undefined, message: string, stack: string | undefined, code: string | undefined): GuestFailure {
   return {
-    name: typeof name === 'string' ? name : 'Error',
+    name: name ?? 'Error',
     message: clip(message, MAX_MESSAGE_CHARS),
-    ...(typeof stack === 'string' && stack !== '' ? { stack: clipStack(stack) } : {}),
-    ...(typeof code === 'string' ? { code: clip(code, 200) } : {}),
+    ...(stack !== undefined && stack !== '' ? { stack: clipStack(stack) } : {}),
+    ...(code === undefined ? {} : { code: clip(code, 200) }),
   }
 }
 
@@ -118,13 +71,7 @@ export function cpuLimitError(limits: Limits): WireError {
   }
 }
 
-/** What the engine observed during a failed execution. */
-export interface EngineObservations {
-  /** An allocation failed at the memory cap. */
-  readonly memoryCapHit: boolean
-  /** The guest's stack reached the engine's stack limit (its own check tripped). */
-  readonly stackLimitHit: boolean
-}
+export type { EngineObservations } from './engine.js'
 
 /**
  * The coded error for a guest failure. A limit the engine observed wins over whatever the guest

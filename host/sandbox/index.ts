@@ -1,10 +1,13 @@
 /**
- * The sandbox core: a pool of worker threads running each execution in a fresh, capped QuickJS
- * interpreter. Knows nothing of Redis; platforms (Node, Deno, ...) are injected.
+ * The sandbox core: a pool of worker threads running each sandbox run in a fresh, capped
+ * interpreter of a guest engine (engine.ts; QuickJS in engines/quickjs/). Knows nothing of Redis;
+ * platforms (Node, Deno, ...) are injected.
  */
 
 // Contract
-export type { ExecutionHandle, ExecutionJob, GuestScript, HostHandler, Limits } from './types.js'
+export type { ExecutionHandle, ExecutionJob, GuestScript, HostHandler, Limits, SandboxJob, SandboxRunHandle } from './types.js'
+export type { EngineCounters, EngineName, EngineTraits, EntryArg, GuestEntry, WireCodec, WireValue } from './engine.js'
+export { DEFAULT_ENGINE, engineTraits, wireCodec } from './engines/index.js'
 export { DEFAULT_LIMITS, INTERPRETER_BASE_BYTES, MAX_STACK_BYTES, resolveLimits } from './limits.js'
 
 // Pool (main thread)

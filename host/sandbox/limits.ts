@@ -1,17 +1,20 @@
 import { InvalidArgumentError } from '../errors.js'
+import { DEFAULT_ENGINE, engineTraits } from './engines/index.js'
 import type { Limits } from './types.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
 
-/** QuickJS frames also use the worker's native stack: above 256 KiB the host overflows first. */
-export const MAX_STACK_BYTES = 256 * KiB
+const ENGINE = engineTraits(DEFAULT_ENGINE)
+
+/** Largest `limits.stackBytes` (the default engine's ceiling: 256 KiB on QuickJS). */
+export const MAX_STACK_BYTES = ENGINE.maxStackBytes
 
 /**
- * Linear memory every interpreter starts with (the build's INITIAL_MEMORY: shadow stack, static
- * data and an empty heap). `limits.memoryBytes` is granted on top of it.
+ * Linear memory every interpreter of the default engine starts with. `limits.memoryBytes` is
+ * granted on top of it.
  */
-export const INTERPRETER_BASE_BYTES = 16 * MiB
+export const INTERPRETER_BASE_BYTES = ENGINE.baseMemoryBytes
 
 /** The defaults of every limit (units in the names). */
 export const DEFAULT_LIMITS: Limits = Object.freeze({
@@ -25,8 +28,7 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
 
 /** Largest accepted value per limit, with the unit used in error messages. */
 const BOUNDS: { readonly [K in keyof Limits]: { readonly max: number; readonly unit: string } } = {
-  // wasm32 build: the heap cannot grow past 2 GiB, base included.
-  memoryBytes: { max: 2048 * MiB - INTERPRETER_BASE_BYTES, unit: 'bytes' },
+  memoryBytes: { max: ENGINE.maxMemoryBytes - INTERPRETER_BASE_BYTES, unit: 'bytes' },
   // setTimeout's largest delay.
   cpuMs: { max: 2 ** 31 - 1, unit: 'milliseconds' },
   wallMs: { max: 2 ** 31 - 1, unit: 'milliseconds' },
@@ -71,9 +73,4 @@ export function resolveLimits(partial?: Partial<Limits>): Limits {
     out[name] = given
   }
   return Object.freeze(out as unknown as Limits)
-}
-
-/** WebAssembly pages (64 KiB) of the capped memory for `memoryBytes`: base + budget, rounded up. */
-export function memoryCapPages(memoryBytes: number): number {
-  return Math.ceil((INTERPRETER_BASE_BYTES + memoryBytes) / (64 * KiB))
 }

@@ -4,12 +4,13 @@
  * builtins the interrupt handler never reaches; stuck workers).
  */
 import { CpuLimitError, GearboxError, ReplyLimitError, SandboxError, WallLimitError } from '../errors.js'
-import type { Execution } from './execution.js'
+import type { SandboxRun } from './sandbox-run.js'
+import type { EngineCounters } from './engine.js'
 import type { PlatformWorker, SandboxPlatform } from './platform.js'
 import { errorFromWire, type FromWorkerMessage, type WireScript } from './protocol.js'
 import { newReplyBuffer, ReplyWriter, type GrowableSharedArrayBuffer } from './reply-channel.js'
 import { newRequestBuffer, RequestReader, requestChannelSupported } from './request-channel.js'
-import { clockWords, nowMs, PREPARED, readInterpreterMs, STATE_BYTES, stateWords, STOP } from './shared-state.js'
+import { clockWords, nowMs, PREPARED, readInterpreterMs, REALM_BUILDS, SNAPSHOT_RESTORES, STATE_BYTES, stateWords, STOP } from './shared-state.js'
 import type { GuestScript } from './types.js'
 import { exceedsUtf8Bytes } from './utf8.js'
 
@@ -70,7 +71,7 @@ export class PoolWorker {
   private listening = false
   /** {@link PoolWorker.takeRequests} is on the stack. */
   private taking = false
-  private current: Execution | undefined
+  private current: SandboxRun | undefined
   /** A sync host call is being answered (the worker is blocked on the reply channel). */
   private syncPending = false
   private watchdog: Timer | undefined
@@ -122,13 +123,18 @@ export class PoolWorker {
     }
   }
 
+  /** The engine counters the worker last published (see worker-loop.ts). */
+  counters(): EngineCounters {
+    return { realmBuilds: Atomics.load(this.words, REALM_BUILDS), snapshotRestores: Atomics.load(this.words, SNAPSHOT_RESTORES) }
+  }
+
   /** Whether the worker holds a fresh interpreter (its next job skips the ~0.1 ms setup). */
   get prepared(): boolean {
     return Atomics.load(this.words, PREPARED) === 1
   }
 
   /** Hands `execution` to this idle worker. */
-  run(execution: Execution): void {
+  run(execution: SandboxRun): void {
     const worker = this.platformWorker
     if (worker === undefined || this.status !== 'idle') throw new Error('PoolWorker.run on a worker that is not idle')
     this.status = 'busy'
@@ -159,7 +165,7 @@ export class PoolWorker {
    * (interrupt poll, reply channel, or message, whichever it is waiting on), and terminates the
    * worker if it has not unwound within {@link STOP_GRACE_MS}.
    */
-  stop(execution: Execution, error: GearboxError): void {
+  stop(execution: SandboxRun, error: GearboxError): void {
     if (execution.settled) return
     execution.reject(error)
     if (execution !== this.current || this.platformWorker === undefined) return
@@ -260,7 +266,7 @@ export class PoolWorker {
       )
   }
 
-  private answerSync(execution: Execution, value: unknown): void {
+  private answerSync(execution: SandboxRun, value: unknown): void {
     if (execution.settled || execution !== this.current) return
     if (typeof value !== 'string') {
       this.stop(execution, new SandboxError(`HostHandler.call must return a string, got ${typeof value}`))
@@ -370,7 +376,7 @@ export class PoolWorker {
 
   // Limits -----------------------------------------------------------------------------------
 
-  private armWatchdog(execution: Execution, delayMs: number): void {
+  private armWatchdog(execution: SandboxRun, delayMs: number): void {
     this.watchdog = setTimeout(() => this.checkLimits(execution), delayMs)
   }
 
@@ -379,7 +385,7 @@ export class PoolWorker {
     this.watchdog = undefined
   }
 
-  private checkLimits(execution: Execution): void {
+  private checkLimits(execution: SandboxRun): void {
     this.watchdog = undefined
     if (execution !== this.current || execution.settled) return
     const { wallMs, cpuMs } = execution.job.limits

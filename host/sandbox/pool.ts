@@ -1,13 +1,15 @@
 /**
- * The sandbox pool: worker threads, each running one execution at a time in a fresh QuickJS
- * interpreter, with a FIFO queue when all are busy. Killed or crashed workers are replaced.
+ * The sandbox pool: worker threads, each running one sandbox run at a time in a fresh interpreter
+ * of the job's engine, with a FIFO queue when all are busy. Killed or crashed workers are replaced.
  */
 import { AbortedError, ClosedError, InvalidArgumentError, SandboxError } from '../errors.js'
-import { Execution } from './execution.js'
+import type { EngineCounters, GuestEntry } from './engine.js'
+import { engineTraits, ENGINE_NAMES, isEngineName } from './engines/index.js'
 import { DEFAULT_LIMITS, resolveLimits } from './limits.js'
+import { SandboxRun } from './sandbox-run.js'
 import type { SandboxPlatform } from './platform.js'
 import { PoolWorker, type PoolWorkerOwner } from './pool-worker.js'
-import type { ExecutionHandle, ExecutionJob, HostHandler, Limits } from './types.js'
+import type { HostHandler, Limits, SandboxJob, SandboxRunHandle } from './types.js'
 
 /** Options of {@link SandboxPool.create}. */
 export interface SandboxPoolOptions {
@@ -76,7 +78,7 @@ class Fifo<T> {
 
 export class SandboxPool implements PoolWorkerOwner {
   private readonly workers: PoolWorker[] = []
-  private readonly queue = new Fifo<Execution>()
+  private readonly queue = new Fifo<SandboxRun>()
   /** Limits objects already validated (jobs usually share one). */
   private readonly checkedLimits = new WeakMap<Limits, Limits>()
   private readonly respawnTimers = new Set<ReturnType<typeof setTimeout>>()
@@ -85,6 +87,9 @@ export class SandboxPool implements PoolWorkerOwner {
   private respawnCount = 0
   private settledCount = 0
   private startFailures = 0
+  /** Engine counters of workers that are gone. */
+  private goneRealmBuilds = 0
+  private goneSnapshotRestores = 0
 
   private constructor(
     private readonly platform: SandboxPlatform,
@@ -120,13 +125,13 @@ export class SandboxPool implements PoolWorkerOwner {
    * Queues `job`; it runs as soon as a worker is free.
    * @throws ClosedError after {@link close}; InvalidArgumentError for a malformed job.
    */
-  start(job: ExecutionJob, host: HostHandler): ExecutionHandle {
+  start(job: SandboxJob, host: HostHandler): SandboxRunHandle {
     if (this.closing !== undefined) throw new ClosedError('sandbox pool is closed')
     const checked = this.checkJob(job)
     if (host === null || typeof host !== 'object' || typeof host.call !== 'function') {
       throw new InvalidArgumentError('host must be a HostHandler with a call(op, payload, mode) method')
     }
-    const execution = new Execution(++this.lastId, checked, host, () => this.settledCount++)
+    const execution = new SandboxRun(++this.lastId, checked, host, () => this.settledCount++)
     this.queue.push(execution)
     this.dispatch()
     return { result: execution.result, abort: (reason?: string) => this.abort(execution, reason) }
@@ -146,6 +151,23 @@ export class SandboxPool implements PoolWorkerOwner {
       respawns: this.respawnCount,
       executions: this.settledCount,
     }
+  }
+
+  /**
+   * The engines' counters summed over the workers, gone ones included: `realmBuilds` (realms
+   * built from scratch: flat while the preloaded scripts stay the same) and `snapshotRestores`
+   * (one per execution when the snapshot path is taken). A worker publishes them right after it
+   * reported a result, so they may trail the results by a moment.
+   */
+  engineCounters(): EngineCounters {
+    let realmBuilds = this.goneRealmBuilds
+    let snapshotRestores = this.goneSnapshotRestores
+    for (const worker of this.workers) {
+      const counters = worker.counters()
+      realmBuilds += counters.realmBuilds
+      snapshotRestores += counters.snapshotRestores
+    }
+    return { realmBuilds, snapshotRestores }
   }
 
   /**
@@ -177,7 +199,12 @@ export class SandboxPool implements PoolWorkerOwner {
 
   onGone(worker: PoolWorker, startFailed: boolean, error: Error | undefined): void {
     const index = this.workers.indexOf(worker)
-    if (index >= 0) this.workers.splice(index, 1)
+    if (index >= 0) {
+      this.workers.splice(index, 1)
+      const counters = worker.counters()
+      this.goneRealmBuilds += counters.realmBuilds
+      this.goneSnapshotRestores += counters.snapshotRestores
+    }
     if (this.closing !== undefined) return
     if (startFailed) this.startFailures++
     if (startFailed && this.startFailures >= MAX_START_FAILURES && this.stats().workers === 0) {
@@ -242,31 +269,51 @@ export class SandboxPool implements PoolWorkerOwner {
     return fallback
   }
 
-  private abort(execution: Execution, reason: string | undefined): void {
+  private abort(execution: SandboxRun, reason: string | undefined): void {
     if (execution.settled) return
     const error = new AbortedError(reason === undefined ? 'execution aborted' : `execution aborted: ${reason}`)
     if (execution.stopRunning !== undefined) execution.stopRunning(error)
     else execution.reject(error)
   }
 
-  private checkJob(job: ExecutionJob): ExecutionJob {
-    if (job === null || typeof job !== 'object') throw new InvalidArgumentError('job must be an ExecutionJob object')
-    if (job.engine !== 'quickjs') throw new InvalidArgumentError(`job.engine must be 'quickjs' (got ${String(job.engine)})`)
+  private checkJob(job: SandboxJob): SandboxJob {
+    if (job === null || typeof job !== 'object') throw new InvalidArgumentError('job must be an SandboxJob object')
+    if (!isEngineName(job.engine)) {
+      throw new InvalidArgumentError(`job.engine must be one of ${ENGINE_NAMES.map((name) => `'${name}'`).join(', ')} (got ${String(job.engine)})`)
+    }
     if (!Array.isArray(job.scripts)) throw new InvalidArgumentError('job.scripts must be an array of {name, code}')
     for (const script of job.scripts) {
       if (script === null || typeof script !== 'object' || typeof script.name !== 'string' || typeof script.code !== 'string') {
         throw new InvalidArgumentError('job.scripts must be an array of {name: string, code: string}')
       }
     }
-    if (typeof job.entry !== 'string') throw new InvalidArgumentError('job.entry must be a string')
+    if (!isGuestEntry(job.entry)) {
+      throw new InvalidArgumentError('job.entry must be {entry: string, args: array of strings, finite numbers, booleans or null}')
+    }
     if (job.preload !== undefined && (!Number.isSafeInteger(job.preload) || job.preload < 0 || job.preload > job.scripts.length)) {
       throw new InvalidArgumentError(`job.preload must be an integer from 0 to job.scripts.length (got ${String(job.preload)})`)
     }
     const known = this.checkedLimits.get(job.limits)
-    if (known !== undefined) return known === job.limits ? job : { ...job, limits: known }
-    const limits = resolveLimits(job.limits)
-    if (job.limits !== null && typeof job.limits === 'object') this.checkedLimits.set(job.limits, limits)
-    this.checkedLimits.set(limits, limits)
+    const limits = known ?? resolveLimits(job.limits)
+    // resolveLimits bounds the stack by the default engine; the job's engine may allow less.
+    const maxStackBytes = engineTraits(job.engine).maxStackBytes
+    if (limits.stackBytes > maxStackBytes) {
+      throw new InvalidArgumentError(`limits.stackBytes must be at most ${maxStackBytes} bytes on ${job.engine} (got ${limits.stackBytes})`)
+    }
+    if (known === undefined) {
+      if (job.limits !== null && typeof job.limits === 'object') this.checkedLimits.set(job.limits, limits)
+      this.checkedLimits.set(limits, limits)
+    }
     return limits === job.limits ? job : { ...job, limits }
   }
+}
+
+/** A {@link GuestEntry}: a name and data arguments every engine can pass to its language. */
+function isGuestEntry(entry: unknown): entry is GuestEntry {
+  if (entry === null || typeof entry !== 'object') return false
+  const { entry: name, args } = entry as { entry?: unknown; args?: unknown }
+  if (typeof name !== 'string' || name === '' || !Array.isArray(args)) return false
+  return args.every(
+    (arg: unknown) => arg === null || typeof arg === 'string' || typeof arg === 'boolean' || (typeof arg === 'number' && Number.isFinite(arg)),
+  )
 }

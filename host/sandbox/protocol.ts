@@ -17,6 +17,7 @@ import {
   StackLimitError,
   WallLimitError,
 } from '../errors.js'
+import type { GuestEntry } from './engine.js'
 import type { Limits } from './types.js'
 
 /**
@@ -46,9 +47,9 @@ export type ToWorkerMessage =
       readonly t: 'run'
       readonly id: number
       readonly scripts: readonly WireScript[]
-      readonly entry: string
+      readonly entry: GuestEntry
       readonly limits: Limits
-      /** Leading scripts that may be evaluated ahead of time (see ExecutionJob.preload). */
+      /** Leading scripts that may be evaluated ahead of time (see SandboxJob.preload). */
       readonly preload: number
       /** A larger reply buffer, when this job's maxReplyBytes outgrew the current one. */
       readonly replyData?: SharedArrayBuffer

@@ -29,6 +29,10 @@ export const REQUEST_OP_BYTES = 6
 export const REQUEST_BYTES = 7
 /** Messages the worker has posted so far (the main side counts what it received). */
 export const POSTED = 8
+/** Realms the worker's engine built from scratch (the pool's stats sum them). */
+export const REALM_BUILDS = 9
+/** Runs whose realm was restored from its snapshot afterwards (the pool's stats sum them). */
+export const SNAPSHOT_RESTORES = 10
 
 export const REPLY_OK = 0
 /** The execution ended on the main side; the worker must unwind instead of reading a reply. */

@@ -1,5 +1,6 @@
 /**
- * The sandbox contract: what the upper layers hand to the pool and what they get back.
+ * The sandbox contract: what the upper layers hand to the pool and what they get back. A job is
+ * one interpreter run (a "sandbox run"; the gears layer's executions are made of such runs).
  * The sandbox knows nothing of Redis or of the runtime API: host calls are (op, payload) strings
  * that the {@link HostHandler} answers on the I/O side.
  */
@@ -12,7 +13,7 @@ export interface Limits {
   readonly cpuMs: number
   /** Total time, including waiting for Redis and timers. Default 30000 ms. */
   readonly wallMs: number
-  /** Guest stack. Default and maximum 256 KiB (QuickJS shares the worker's native stack). */
+  /** Guest stack. Default and maximum: the engine's ceiling (256 KiB on QuickJS, which shares the worker's native stack). */
   readonly stackBytes: number
   /** Host calls (execute, log, ...) per execution. Default 1 000 000. */
   readonly maxHostCalls: number
@@ -20,22 +21,25 @@ export interface Limits {
   readonly maxReplyBytes: number
 }
 
+import type { EngineName, GuestEntry } from './engine.js'
+
 /** A script evaluated at global scope, in order. */
 export interface GuestScript {
   readonly name: string
   readonly code: string
 }
 
-/** One execution: a fresh interpreter evaluates `scripts`, then `entry`. */
-export interface ExecutionJob {
-  readonly engine: 'quickjs'
+/** One sandbox run: a fresh interpreter of `engine` evaluates `scripts`, then calls `entry`. */
+export interface SandboxJob {
+  readonly engine: EngineName
   /** Evaluated in order at global scope (the prelude first, then the user's script). */
   readonly scripts: readonly GuestScript[]
   /**
-   * Evaluated last. Its completion value, or the value its promise fulfils with, must be a
-   * string: that string is the execution's result.
+   * Called last: a function the prelude defined, by name, with data arguments (never source
+   * text). Its result, or the value its promise fulfils with, must be a string: that string is
+   * the run's result.
    */
-  readonly entry: string
+  readonly entry: GuestEntry
   readonly limits: Limits
   /**
    * How many leading `scripts` a worker may evaluate ahead of time, into the fresh interpreter it
@@ -58,10 +62,14 @@ export interface HostHandler {
   call(op: string, payload: string, mode: 'sync' | 'async'): Promise<string> | string
 }
 
-/** A started execution. */
-export interface ExecutionHandle {
+/** A started sandbox run. */
+export interface SandboxRunHandle {
   /** The entry's string result; rejects with a `GearboxError` (GuestError, a limit error, AbortedError, SandboxError). */
   readonly result: Promise<string>
-  /** Stops the execution (terminating its worker when it is busy); `result` rejects with AbortedError. */
+  /** Stops the run (terminating its worker when it is busy); `result` rejects with AbortedError. */
   abort(reason?: string): void
 }
+
+/** The former names of {@link SandboxJob} and {@link SandboxRunHandle} (the upper layers and tests use them). */
+export type ExecutionJob = SandboxJob
+export type ExecutionHandle = SandboxRunHandle

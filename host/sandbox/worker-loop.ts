@@ -1,24 +1,27 @@
 /**
  * The sandbox worker: what runs inside each worker thread. A platform's worker entry (e.g.
  * host/platform/node-worker.ts) calls {@link runSandboxWorker} with its message port and the
- * compiled QuickJS WebAssembly module.
+ * compiled WebAssembly module of the engine. Engine-agnostic: the engine comes from
+ * engines/factory.ts, each job runs as a {@link WorkerRun}.
  */
-import { GuestExecution, type ExecutionEnv } from './guest-execution.js'
+import { HOST_STOP, type GuestEngine } from './engine.js'
+import { engineFactory } from './engines/factory.js'
+import { DEFAULT_ENGINE } from './engines/index.js'
 import { DEFAULT_LIMITS } from './limits.js'
 import type { WorkerPort } from './platform.js'
 import type { ToWorkerMessage } from './protocol.js'
-import { QuickJSEngine } from './quickjs-engine.js'
 import { ReplyReader } from './reply-channel.js'
 import { RequestWriter } from './request-channel.js'
-import { InterpreterClock, PREPARED, stateWords } from './shared-state.js'
+import { InterpreterClock, PREPARED, REALM_BUILDS, SNAPSHOT_RESTORES, stateWords } from './shared-state.js'
 import type { GuestScript } from './types.js'
+import { WorkerRun, type WorkerRunEnv } from './worker-run.js'
 
 type RunMessage = Extract<ToWorkerMessage, { t: 'run' }>
 
 class SandboxWorker {
-  private env: ExecutionEnv | undefined
-  private readonly engine: QuickJSEngine
-  private current: GuestExecution | undefined
+  private env: WorkerRunEnv | undefined
+  private readonly engine: GuestEngine
+  private current: WorkerRun | undefined
   /** Serialises engine preparation (module creation is async) with job starts. */
   private preparing: Promise<void> = Promise.resolve()
   /** Memory budget of the last job: the next realm is prepared for it. */
@@ -39,9 +42,9 @@ class SandboxWorker {
       },
       onMessage: (listener) => port.onMessage(listener),
     }
-    this.engine = new QuickJSEngine(wasmModule, {
-      hostCall: (ctx, op, payload) => this.requireCurrent().hostCall(ctx, op, payload),
-      hostStart: (ctx, op, payload) => this.requireCurrent().hostStart(ctx, op, payload),
+    this.engine = engineFactory(DEFAULT_ENGINE)(wasmModule, {
+      call: (op, payload) => this.current?.call(op, payload) ?? HOST_STOP,
+      callAsync: (op, payload) => this.current?.callAsync(op, payload) ?? HOST_STOP,
       shouldInterrupt: () => this.current?.shouldInterrupt() ?? false,
     })
     this.port.onMessage((message) => this.onMessage(message))
@@ -103,25 +106,29 @@ class SandboxWorker {
       )
   }
 
-  private start(message: RunMessage, scripts: readonly GuestScript[], env: ExecutionEnv): void {
+  private start(message: RunMessage, scripts: readonly GuestScript[], env: WorkerRunEnv): void {
     const realm = this.engine.take()
-    const execution = new GuestExecution(
-      message.id,
-      scripts.slice(realm.preloaded.length),
-      message.entry,
-      message.limits,
-      realm,
-      env,
-      (done) => this.afterExecution(done),
+    const run = new WorkerRun(message.id, scripts.slice(realm.preloaded), message.entry, message.limits, realm, env, (done) =>
+      this.afterRun(done),
     )
-    this.current = execution
-    execution.start()
+    this.current = run
+    run.start()
   }
 
-  private afterExecution(execution: GuestExecution): void {
-    if (this.current === execution) this.current = undefined
-    this.engine.release(execution.realm)
+  private afterRun(run: WorkerRun): void {
+    if (this.current === run) this.current = undefined
+    this.engine.release(run.realm)
+    this.publishCounters()
     void this.prepareNext()
+  }
+
+  /** Engine counters into the shared state, where the pool's stats read them. */
+  private publishCounters(): void {
+    const env = this.env
+    if (env === undefined) return
+    const counters = this.engine.counters()
+    Atomics.store(env.words, REALM_BUILDS, counters.realmBuilds)
+    Atomics.store(env.words, SNAPSHOT_RESTORES, counters.snapshotRestores)
   }
 
   /**
@@ -133,6 +140,7 @@ class SandboxWorker {
     const preload = this.preload
     this.preparing = this.preparing.then(async () => {
       await this.engine.prepare(memoryBytes, preload)
+      this.publishCounters()
       if (this.current !== undefined || this.env === undefined) return
       Atomics.store(this.env.words, PREPARED, 1)
       setTimeout(() => this.disposeWhileIdle(), 0)
@@ -155,7 +163,7 @@ class SandboxWorker {
     this.port.postMessage({
       t: 'done',
       id,
-      outcome: { ok: false, error: { code: 'ERR_GEARBOX_SANDBOX', message: `QuickJS engine failure: ${message}` } },
+      outcome: { ok: false, error: { code: 'ERR_GEARBOX_SANDBOX', message: `${this.engine.name} engine failure: ${message}` } },
     })
   }
 
@@ -170,16 +178,11 @@ class SandboxWorker {
       return { name: script.name, code }
     })
   }
-
-  private requireCurrent(): GuestExecution {
-    if (this.current === undefined) throw new Error('host call outside an execution')
-    return this.current
-  }
 }
 
 /**
  * Runs the sandbox worker loop on `port`. Call once, from the worker entry of a platform.
- * @param wasmModule - the compiled `@jitl/quickjs-wasmfile-release-sync` WebAssembly module.
+ * @param wasmModule - the compiled WebAssembly module of the engine (engineTraits(DEFAULT_ENGINE).wasmSpecifier).
  */
 export function runSandboxWorker(port: WorkerPort, wasmModule: WebAssembly.Module): void {
   new SandboxWorker(port, wasmModule)

@@ -88,6 +88,28 @@ test('host/sandbox and host/runtime need no Node built-ins or Node-only packages
   assert.equal(violations, [])
 })
 
+test('only host/sandbox/engines/quickjs/ knows QuickJS: no other host file imports or names its packages', () => {
+  const engineDir = join(hostDir, 'sandbox', 'engines', 'quickjs')
+  const quickjsPackage = /^(quickjs-emscripten|quickjs-emscripten-core|@jitl\/.*)$/
+  // Any import or string literal naming the packages (a require.resolve of the .wasm counts too).
+  const named = /['"](?:quickjs-emscripten(?:-core)?|@jitl\/[^'"]*)['"]/
+  const inside: string[] = []
+  const violations: string[] = []
+  for (const file of files) {
+    const text = readFileSync(file, 'utf8')
+    const imports = [...text.matchAll(/^\s*(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]/gms)].map((m) => m[1]!)
+    const uses = imports.some((spec) => quickjsPackage.test(spec)) || named.test(text)
+    if (file.startsWith(engineDir + '/')) {
+      if (uses) inside.push(relative(root, file))
+      continue
+    }
+    if (uses) violations.push(relative(root, file))
+  }
+  assert.equal(violations, [])
+  // The check is live: the engine folder itself does use the packages.
+  assert.ok(inside.includes('host/sandbox/engines/quickjs/engine.ts'), `QuickJS users inside the folder: ${inside.join(', ')}`)
+})
+
 test('the checks see real imports (a guard against a parser that finds nothing)', () => {
   const handler = join(hostDir, 'runtime', 'handler.ts')
   assert.ok(runtimeImports(handler).includes('../cluster/hashtags.js'))

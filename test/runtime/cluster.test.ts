@@ -50,7 +50,7 @@ async function keySlot(key: string): Promise<number> {
 async function runOnShard(shard: ShardInfo, source: string, entry: string): Promise<string> {
   const handler = createHostHandler({ backend: ctx.backend!, shard })
   try {
-    return await ctx.pool!.start({ ...scriptJob(source, DEFAULT_LIMITS), entry: `Promise.resolve(__gearbox_main()).then(() => ${entry})` }, handler).result
+    return await ctx.pool!.start({ ...scriptJob(source, DEFAULT_LIMITS), entry: { entry: 'eval', args: [`Promise.resolve(__gearbox_main()).then(() => ${entry})`] } }, handler).result
   } finally {
     await handler.dispose()
   }

@@ -49,7 +49,7 @@ async function run(source: string, topLevel: TopLevelMode, after = 'JSON.stringi
     logger: { log: (_level, message) => void logged.push(message) },
     topLevel,
   })
-  const job = { ...scriptJob(source, DEFAULT_LIMITS), entry: `Promise.resolve(__gearbox_main()).then(() => ${after})` }
+  const job = { ...scriptJob(source, DEFAULT_LIMITS), entry: { entry: 'eval', args: [`Promise.resolve(__gearbox_main()).then(() => ${after})`] } }
   try {
     return { result: await ctx.pool!.start(job, handler).result, logged }
   } finally {

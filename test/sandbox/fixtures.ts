@@ -1,6 +1,6 @@
 /** Shared pieces of the sandbox suites: a fake host handler, job builders, error capture. */
 import { GearboxError } from '../../host/errors.js'
-import { resolveLimits, type ExecutionJob, type GuestScript, type HostHandler, type Limits } from '../../host/sandbox/index.js'
+import { resolveLimits, type ExecutionJob, type GuestEntry, type GuestScript, type HostHandler, type Limits } from '../../host/sandbox/index.js'
 
 /**
  * Small memory and size caps so hostile guests fail fast, with a CPU budget generous enough that
@@ -20,8 +20,18 @@ export const CPU_LIMITS: Limits = resolveLimits({ ...SMALL_LIMITS, cpuMs: 300 })
 /** For builtin-heavy guests that need room to allocate their working set. */
 export const ROOMY_CPU_LIMITS: Limits = resolveLimits({ ...CPU_LIMITS, memoryBytes: 48 * 1024 * 1024 })
 
-export function job(entry: string, limits: Limits = SMALL_LIMITS, scripts: readonly GuestScript[] = []): ExecutionJob {
-  return { engine: 'quickjs', scripts, entry, limits }
+/**
+ * A job whose result is the completion value of `code`. Entries are data (a function name and
+ * arguments), so the suites call the guest's own global `eval` with the code as its argument: an
+ * indirect eval, at global scope, like the evaluation of a script.
+ */
+export function job(code: string, limits: Limits = SMALL_LIMITS, scripts: readonly GuestScript[] = []): ExecutionJob {
+  return { engine: 'quickjs', scripts, entry: evalEntry(code), limits }
+}
+
+/** The entry that evaluates `code` in the guest and returns its completion value. */
+export function evalEntry(code: string): GuestEntry {
+  return { entry: 'eval', args: [code] }
 }
 
 /** A call the fake host received. */

@@ -269,6 +269,38 @@ test('snapshot restore: an execution starts from the post-prelude state, whateve
   }
 })
 
+test('the snapshot path is taken: one restore per execution, and no realm is built for it', async () => {
+  const own = await SandboxPool.create({ platform: nodePlatform(), workers: 1, memoryBytes: SMALL_LIMITS.memoryBytes })
+  try {
+    const prelude = { name: 'prelude.js', code: 'var base = 41' }
+    const run = () => own.start({ ...job('String(++base)', SMALL_LIMITS, [prelude]), preload: 1 }, new FakeHost()).result
+    // The worker counts a restore right after it reports the result: wait (bounded) for it.
+    const restoresReach = async (count: number): Promise<number> => {
+      const until = Date.now() + 5000
+      while (own.engineCounters().snapshotRestores < count && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 5))
+      return own.engineCounters().snapshotRestores
+    }
+    // Warm-up: the first job runs in the bare realm the worker started with; then the worker
+    // builds the realm with the prelude preloaded and snapshots it.
+    for (let i = 0; i < 3; i++) assert.is(await run(), '42')
+    assert.is(await restoresReach(3), 3)
+    const builds = own.engineCounters().realmBuilds
+    assert.ok(builds >= 1, `realm builds ${builds}`)
+    for (let i = 1; i <= 5; i++) {
+      assert.is(await run(), '42', 'every execution starts from the snapshot')
+      assert.is(await restoresReach(3 + i), 3 + i, `restores after execution ${i}`)
+      assert.is(own.engineCounters().realmBuilds, builds, `realm builds after execution ${i}`)
+    }
+    // A job with other preloaded scripts needs a realm of its own: the counter sees the build.
+    const other = { name: 'other.js', code: 'var base = 1' }
+    assert.is(await own.start({ ...job('String(base)', SMALL_LIMITS, [other]), preload: 1 }, new FakeHost()).result, '1')
+    assert.is(await own.start({ ...job('String(base)', SMALL_LIMITS, [other]), preload: 1 }, new FakeHost()).result, '1')
+    assert.ok(own.engineCounters().realmBuilds > builds, 'a realm for other preloaded scripts is counted')
+  } finally {
+    await own.close()
+  }
+})
+
 test('Math.random is reseeded per execution (snapshots would otherwise repeat it)', async () => {
   const seen = new Set<string>()
   for (let i = 0; i < 6; i++) {

@@ -1,8 +1,8 @@
-/** Main side: the pool's record of one execution, from start() until its result settles. */
+/** Main side: the pool's record of one sandbox run, from start() until its result settles. */
 import type { GearboxError } from '../errors.js'
-import type { ExecutionJob, HostHandler } from './types.js'
+import type { HostHandler, SandboxJob } from './types.js'
 
-export class Execution {
+export class SandboxRun {
   readonly result: Promise<string>
   private resolveResult!: (value: string) => void
   private rejectResult!: (error: GearboxError) => void
@@ -14,7 +14,7 @@ export class Execution {
 
   constructor(
     readonly id: number,
-    readonly job: ExecutionJob,
+    readonly job: SandboxJob,
     readonly host: HostHandler,
     private readonly onSettled: () => void,
   ) {

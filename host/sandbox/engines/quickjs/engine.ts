@@ -1,6 +1,7 @@
 /**
- * Worker side: QuickJS WebAssembly instances with capped linear memory, and the fresh
- * runtime+context ("realm") each execution gets.
+ * The QuickJS engine (worker side, implements engine.ts): WebAssembly instances with capped
+ * linear memory, the fresh runtime+context ("realm") each run gets, and how a run's entry, host
+ * calls, promises and thrown values map onto quickjs-emscripten.
  *
  * Isolation unit = module, instance per execution = runtime (notes/sandboxes.md §5.3). A worker
  * runs one execution at a time, so it keeps one capped module and reuses it sequentially: every
@@ -22,15 +23,28 @@ import {
   newVariant,
   type CustomizeVariantOptions,
   type QuickJSContext,
+  type QuickJSDeferredPromise,
   type QuickJSHandle,
   type QuickJSRuntime,
   type QuickJSSyncVariant,
   type QuickJSWASMModule,
 } from 'quickjs-emscripten-core'
-import { DESCRIBE_THROWN_SOURCE } from './guest-errors.js'
-import { INTERPRETER_BASE_BYTES, MAX_STACK_BYTES, memoryCapPages } from './limits.js'
+import {
+  HOST_STOP,
+  type EngineCounters,
+  type EngineHost,
+  type EngineObservations,
+  type GuestEngine,
+  type GuestEntry,
+  type GuestRealm,
+  type RunState,
+} from '../../engine.js'
+import type { GuestFailure } from '../../guest-errors.js'
+import type { GuestScript, Limits } from '../../types.js'
+import { describeThrown, DESCRIBE_THROWN_SOURCE } from './describe.js'
 import { MemorySnapshot } from './memory-snapshot.js'
-import type { GuestScript } from './types.js'
+import { QUICKJS_TRAITS } from './traits.js'
+import { replyCodedError } from './wire-codec.js'
 
 /**
  * Executions per module before it is replaced. Snapshot restores leave no fragmentation or leaks
@@ -38,10 +52,25 @@ import type { GuestScript } from './types.js'
  */
 export const MAX_RUNS_PER_MODULE = 1000
 
-/** A module whose linear memory grew beyond this is replaced after the execution. */
+const PAGE_BYTES = 64 * 1024
+const INTERPRETER_BASE_BYTES = QUICKJS_TRAITS.baseMemoryBytes
+const MAX_STACK_BYTES = QUICKJS_TRAITS.maxStackBytes
+
+/** A module whose linear memory grew beyond this is replaced after the run. */
 export const RECYCLE_ABOVE_BYTES = INTERPRETER_BASE_BYTES + 16 * 1024 * 1024
 
-const PAGE_BYTES = 64 * 1024
+/** WebAssembly pages (64 KiB) of the capped memory for `memoryBytes`: base + budget, rounded up. */
+export function memoryCapPages(memoryBytes: number): number {
+  return Math.ceil((INTERPRETER_BASE_BYTES + memoryBytes) / PAGE_BYTES)
+}
+
+/**
+ * What a host function returns to the guest instead of throwing when the run must stop: a coded
+ * error reply the prelude raises like any host error (the interrupt then ends the run). Throwing
+ * from a host function would be fine for QuickJS, but the seam says never (see engine.ts).
+ */
+const STOPPED_REPLY = replyCodedError('ERR_GEARBOX_STOPPED', 'execution stopped')
+const GLOBAL_EVAL = { type: 'global' } as const
 
 /**
  * Emscripten's heap resize tries three sizes (1.2×, 1.1×, 1.05× overgrowth, each at least the
@@ -106,14 +135,6 @@ const RELEASE_SYNC = ((): QuickJSSyncVariant => {
   const imported = releaseSyncImport as unknown as { type?: unknown; default?: unknown }
   return (imported.type === 'sync' ? imported : imported.default) as QuickJSSyncVariant
 })()
-
-/** What the guest-facing host functions and the interrupt poll call into. */
-export interface GuestHooks {
-  /** Arguments are undefined when the guest passed fewer than two. */
-  hostCall(ctx: QuickJSContext, op: QuickJSHandle | undefined, payload: QuickJSHandle | undefined): QuickJSHandle
-  hostStart(ctx: QuickJSContext, op: QuickJSHandle | undefined, payload: QuickJSHandle | undefined): QuickJSHandle
-  shouldInterrupt(): boolean
-}
 
 /** Emscripten prints aborts itself; they reach us as exceptions, so keep the console quiet. */
 const quietEmscripten: NonNullable<CustomizeVariantOptions['emscriptenModule']> & {
@@ -214,16 +235,16 @@ export class CappedModule {
   }
 }
 
-/** A fresh runtime+context with the host functions installed. */
-export interface Realm {
+/** A fresh runtime+context with the host functions installed (what a snapshot restores). */
+interface RealmState {
   readonly rt: QuickJSRuntime
   readonly ctx: QuickJSContext
   readonly module: CappedModule
-  /** Reads thrown values without the guest's prototypes (guest-errors.ts DESCRIBE_THROWN_SOURCE). */
+  /** Reads thrown values without the guest's prototypes (describe.ts DESCRIBE_THROWN_SOURCE). */
   readonly describer: QuickJSHandle
-  /** Scripts already evaluated in it, ahead of the job (see ExecutionJob.preload). */
+  /** Scripts already evaluated in it, ahead of the job (see SandboxJob.preload). */
   readonly preloaded: readonly GuestScript[]
-  /** Memory right after setup and preload: restored after each execution instead of a new realm. */
+  /** Memory right after setup and preload: restored after each run instead of a new realm. */
   readonly snapshot?: MemorySnapshot
   /** {@link lazyHandlesPresent} when the snapshot was taken. */
   readonly lazyHandles?: string
@@ -240,20 +261,173 @@ function sameScripts(a: readonly GuestScript[], b: readonly GuestScript[], count
   return true
 }
 
+/** A realm during one run: the GuestRealm the worker's run drives. */
+class QuickJSRealm implements GuestRealm {
+  private readonly deferreds = new Map<number, QuickJSDeferredPromise>()
+  private entryPromise: QuickJSHandle | undefined
+
+  constructor(readonly state: RealmState) {}
+
+  get preloaded(): number {
+    return this.state.preloaded.length
+  }
+
+  beginRun(limits: Limits): void {
+    this.state.rt.setMaxStackSize(limits.stackBytes)
+    this.state.module.armStackGuard(limits.stackBytes)
+  }
+
+  evaluate(script: GuestScript): GuestFailure | undefined {
+    const result = this.state.ctx.evalCode(script.code, script.name, GLOBAL_EVAL)
+    if (result.error) return this.describe(result.error)
+    result.value.dispose()
+    return undefined
+  }
+
+  /** Calls the global function `entry.entry` (defined by the prelude with G.defineEntry). */
+  callEntry(entry: GuestEntry): RunState {
+    const { ctx } = this.state
+    const fnResult = ctx.getProp(ctx.global, entry.entry)
+    if (ctx.typeof(fnResult) !== 'function') {
+      fnResult.dispose()
+      return { kind: 'thrown', failure: { name: 'TypeError', message: `the entry ${entry.entry} is not a function in this realm` } }
+    }
+    const args = entry.args.map((arg) => this.toHandle(arg))
+    try {
+      const result = ctx.callFunction(fnResult, ctx.undefined, ...args)
+      if (result.error) return { kind: 'thrown', failure: this.describe(result.error) }
+      return this.settleWith(result.value)
+    } finally {
+      for (const handle of args) if (handle.alive) handle.dispose()
+      fnResult.dispose()
+    }
+  }
+
+  runContinuations(goOn: () => boolean): GuestFailure | undefined {
+    const { rt } = this.state
+    while (goOn() && rt.hasPendingJob()) {
+      const result = rt.executePendingJobs()
+      // Promise jobs turn guest exceptions into rejections; what escapes a job is an engine
+      // condition (interrupt, out of memory) that no guest code can observe afterwards.
+      if (result.error) return this.describe(result.error)
+    }
+    return undefined
+  }
+
+  entryState(): RunState {
+    const promise = this.entryPromise
+    if (promise === undefined) return { kind: 'pending' }
+    const ctx = this.state.ctx
+    const state = ctx.getPromiseState(promise)
+    if (state.type === 'pending') return { kind: 'pending' }
+    if (state.type === 'rejected') return { kind: 'thrown', failure: this.describe(state.error) }
+    const type = ctx.typeof(state.value)
+    if (type !== 'string') {
+      state.value.dispose()
+      return { kind: 'not-a-string', got: `a promise of ${type}` }
+    }
+    const text = ctx.getString(state.value)
+    state.value.dispose()
+    return { kind: 'value', value: text }
+  }
+
+  answer(call: number, reply: string): void {
+    const deferred = this.deferreds.get(call)
+    if (deferred === undefined) return
+    this.deferreds.delete(call)
+    this.state.ctx.newString(reply).consume((handle) => deferred.resolve(handle))
+    deferred.dispose()
+  }
+
+  observations(limits: Limits): EngineObservations {
+    const module = this.state.module
+    return { memoryCapHit: module.capHit, stackLimitHit: module.stackGuardTouched(limits.stackBytes) }
+  }
+
+  memoryBytes(): number {
+    return this.state.module.memory.buffer.byteLength
+  }
+
+  markBroken(): void {
+    this.state.module.broken = true
+  }
+
+  endRun(): void {
+    for (const deferred of this.deferreds.values()) deferred.dispose()
+    this.deferreds.clear()
+    if (this.entryPromise?.alive) this.entryPromise.dispose()
+    this.entryPromise = undefined
+  }
+
+  /** `__gearbox_host_start`: a promise the host settles through {@link answer}. */
+  startCall(call: number): QuickJSHandle {
+    const deferred = this.state.ctx.newPromise()
+    this.deferreds.set(call, deferred)
+    // The host-function wrapper disposes the handle it returns; the deferred keeps its resolvers.
+    return deferred.handle
+  }
+
+  private toHandle(arg: GuestEntry['args'][number]): QuickJSHandle {
+    const { ctx } = this.state
+    if (typeof arg === 'string') return ctx.newString(arg)
+    if (typeof arg === 'number') return ctx.newNumber(arg)
+    if (arg === true) return ctx.true.dup()
+    if (arg === false) return ctx.false.dup()
+    return ctx.null.dup()
+  }
+
+  /** The entry's result: a string, or a promise to wait for. Takes `value`. */
+  private settleWith(value: QuickJSHandle): RunState {
+    const ctx = this.state.ctx
+    const type = ctx.typeof(value)
+    if (type === 'string') {
+      const text = ctx.getString(value)
+      value.dispose()
+      return { kind: 'value', value: text }
+    }
+    if (type === 'object') {
+      const state = ctx.getPromiseState(value)
+      if (state.type === 'fulfilled' && state.notAPromise === true) {
+        value.dispose()
+        return { kind: 'not-a-string', got: 'object' }
+      }
+      if (state.type === 'fulfilled') state.value.dispose()
+      else if (state.type === 'rejected') state.error.dispose()
+      this.entryPromise = value
+      return { kind: 'pending' }
+    }
+    value.dispose()
+    return { kind: 'not-a-string', got: type }
+  }
+
+  private describe(thrown: QuickJSHandle): GuestFailure {
+    return describeThrown(this.state.ctx, this.state.describer, thrown)
+  }
+}
+
 /**
- * Keeps one capped module and one prepared realm per worker. A finished execution's realm is
- * retired first and disposed later ({@link disposeRetired}), so the worker can build the next
- * realm (and take the next job) before paying for the dispose (~0.06 ms).
+ * Keeps one capped module and one prepared realm per worker. A finished run's realm is retired
+ * first and disposed later ({@link disposeRetired}), so the worker can build the next realm (and
+ * take the next job) before paying for the dispose (~0.06 ms).
  */
-export class QuickJSEngine {
+export class QuickJSEngine implements GuestEngine {
+  readonly name = 'quickjs' as const
   private module: CappedModule | undefined
-  private prepared: Realm | undefined
-  private readonly retired: Realm[] = []
+  private prepared: RealmState | undefined
+  private readonly retired: RealmState[] = []
+  /** The realm of the run in progress (host functions and the interrupt poll serve it). */
+  private active: QuickJSRealm | undefined
+  private realmBuilds = 0
+  private snapshotRestores = 0
 
   constructor(
     private readonly wasmModule: WebAssembly.Module,
-    private readonly hooks: GuestHooks,
+    private readonly host: EngineHost,
   ) {}
+
+  counters(): EngineCounters {
+    return { realmBuilds: this.realmBuilds, snapshotRestores: this.snapshotRestores }
+  }
 
   /**
    * Whether the prepared realm can run a job: same memory cap, and what it preloaded is a
@@ -295,27 +469,31 @@ export class QuickJSEngine {
   }
 
   /**
-   * Hands over the prepared realm (call {@link fits} or {@link prepare} first). Retired
-   * realms are disposed first: they share the module's capped memory with the new execution.
+   * Hands over the prepared realm. Retired realms are disposed first: they share the module's
+   * capped memory with the new run.
    */
-  take(): Realm {
+  take(): GuestRealm {
     this.disposeRetired()
-    const realm = this.prepared
-    if (realm === undefined) throw new Error('no prepared QuickJS realm')
+    const state = this.prepared
+    if (state === undefined) throw new Error('no prepared QuickJS realm')
     this.prepared = undefined
-    realm.module.capHit = false
+    state.module.capHit = false
     const seed = `typeof __gearbox_seed_random === 'function' && __gearbox_seed_random(${randomInt32()}, ${randomInt32()})`
-    realm.ctx.evalCode(seed, 'gearbox-seed.js', { type: 'global' }).dispose()
-    return realm
+    state.ctx.evalCode(seed, 'gearbox-seed.js', GLOBAL_EVAL).dispose()
+    this.active = new QuickJSRealm(state)
+    return this.active
   }
 
   /**
-   * After an execution: a snapshotted realm is restored and becomes the prepared realm again
-   * (no dispose, no re-evaluation); any other realm is retired, and its module replaced when
-   * worn or broken. A realm whose context cached a handle after the snapshot cannot be restored
-   * (the handle would point into reverted memory), nor one whose module failed.
+   * After a run: a snapshotted realm is restored and becomes the prepared realm again (no
+   * dispose, no re-evaluation); any other realm is retired, and its module replaced when worn or
+   * broken. A realm whose context cached a handle after the snapshot cannot be restored (the
+   * handle would point into reverted memory), nor one whose module failed.
    */
-  release(realm: Realm): void {
+  release(released: GuestRealm): void {
+    if (!(released instanceof QuickJSRealm)) throw new Error('QuickJSEngine.release: not a QuickJS realm')
+    if (this.active === released) this.active = undefined
+    const realm = released.state
     realm.module.runs++
     const snapshot = realm.snapshot
     if (
@@ -327,6 +505,7 @@ export class QuickJSEngine {
     ) {
       snapshot.restore(realm.module.memory)
       realm.hostRefs?.restore()
+      this.snapshotRestores++
       this.prepared = realm
       return
     }
@@ -352,10 +531,31 @@ export class QuickJSEngine {
     if (this.prepared?.module.broken) this.prepared = undefined
   }
 
+  // Host functions -------------------------------------------------------------------------
+
+  /** `__gearbox_host_call(op, payload)`: blocks until the host answers. */
+  private hostCall(ctx: QuickJSContext, op: QuickJSHandle | undefined, payload: QuickJSHandle | undefined): QuickJSHandle {
+    const call = readCall(ctx, op, payload, '__gearbox_host_call')
+    const answer = this.host.call(call.op, call.payload)
+    return ctx.newString(answer === HOST_STOP ? STOPPED_REPLY : answer)
+  }
+
+  /** `__gearbox_host_start(op, payload)`: a promise the host settles later. */
+  private hostStart(ctx: QuickJSContext, op: QuickJSHandle | undefined, payload: QuickJSHandle | undefined): QuickJSHandle {
+    const call = readCall(ctx, op, payload, '__gearbox_host_start')
+    const realm = this.active
+    if (realm === undefined) throw new Error('host call outside a run')
+    const number = this.host.callAsync(call.op, call.payload)
+    if (number === HOST_STOP) return ctx.newString(STOPPED_REPLY)
+    return realm.startCall(number)
+  }
+
+  // Internals --------------------------------------------------------------------------------
+
   /** Evaluates `preload` in `realm`; undefined when a script threw. */
-  private withPreload(realm: Realm, preload: readonly GuestScript[]): Realm | undefined {
+  private withPreload(realm: RealmState, preload: readonly GuestScript[]): RealmState | undefined {
     for (const script of preload) {
-      const result = realm.ctx.evalCode(script.code, script.name, { type: 'global' })
+      const result = realm.ctx.evalCode(script.code, script.name, GLOBAL_EVAL)
       if (result.error) {
         result.error.dispose()
         return undefined
@@ -366,39 +566,61 @@ export class QuickJSEngine {
   }
 
   /** Retires a realm whose preload failed and returns a bare one in its place. */
-  private discardFor(realm: Realm): Realm {
+  private discardFor(realm: RealmState): RealmState {
     this.retired.push(realm)
     return this.newRealm(realm.module)
   }
 
-  private newRealm(module: CappedModule): Realm {
+  private newRealm(module: CappedModule): RealmState {
+    this.realmBuilds++
     const rt = module.mod.newRuntime()
-    const hooks = this.hooks
+    const host = this.host
     // Preloaded scripts run before the job sets its own limits.
     rt.setMaxStackSize(MAX_STACK_BYTES)
     // No byte limit of QuickJS's own: every allocation then meets the capped memory, whose
     // refusal the module observes (an allocation QuickJS refused itself would look, to the host,
     // just like an error the guest threw).
     rt.setMemoryLimit(-1)
-    rt.setInterruptHandler(() => hooks.shouldInterrupt())
+    rt.setInterruptHandler(() => host.shouldInterrupt())
     const ctx = rt.newContext()
     ctx
-      .newFunction('__gearbox_host_call', (op?: QuickJSHandle, payload?: QuickJSHandle) => hooks.hostCall(ctx, op, payload))
+      .newFunction('__gearbox_host_call', (op?: QuickJSHandle, payload?: QuickJSHandle) => this.hostCall(ctx, op, payload))
       .consume((fn) => ctx.setProp(ctx.global, '__gearbox_host_call', fn))
     ctx
-      .newFunction('__gearbox_host_start', (op?: QuickJSHandle, payload?: QuickJSHandle) => hooks.hostStart(ctx, op, payload))
+      .newFunction('__gearbox_host_start', (op?: QuickJSHandle, payload?: QuickJSHandle) => this.hostStart(ctx, op, payload))
       .consume((fn) => ctx.setProp(ctx.global, '__gearbox_host_start', fn))
-    ctx.unwrapResult(ctx.evalCode(REALM_SETUP, 'gearbox-realm.js', { type: 'global' })).dispose()
-    const describer = ctx.unwrapResult(ctx.evalCode(DESCRIBE_THROWN_SOURCE, 'gearbox-describe.js', { type: 'global' }))
+    ctx.unwrapResult(ctx.evalCode(REALM_SETUP, 'gearbox-realm.js', GLOBAL_EVAL)).dispose()
+    const describer = ctx.unwrapResult(ctx.evalCode(DESCRIBE_THROWN_SOURCE, 'gearbox-describe.js', GLOBAL_EVAL))
     return { rt, ctx, module, describer, preloaded: [] }
   }
+}
+
+/** An engine for a worker (engine.ts EngineFactory). */
+export function newQuickJSEngine(compiled: WebAssembly.Module, host: EngineHost): GuestEngine {
+  return new QuickJSEngine(compiled, host)
+}
+
+/**
+ * The calling convention of the raw host functions: two strings. Misuse is a TypeError, as a
+ * builtin called wrongly throws one (the prelude always calls them right).
+ */
+function readCall(
+  ctx: QuickJSContext,
+  opHandle: QuickJSHandle | undefined,
+  payloadHandle: QuickJSHandle | undefined,
+  fn: string,
+): { op: string; payload: string } {
+  if (opHandle === undefined || payloadHandle === undefined || ctx.typeof(opHandle) !== 'string' || ctx.typeof(payloadHandle) !== 'string') {
+    throw new TypeError(`${fn}(op, payload) takes two strings`)
+  }
+  return { op: ctx.getString(opHandle), payload: ctx.getString(payloadHandle) }
 }
 
 /**
  * Snapshots a freshly prepared realm, when its module's layout allows it. The context's lazily
  * created constant handles are created first so that they live inside the snapshot.
  */
-function withSnapshot(realm: Realm): Realm {
+function withSnapshot(realm: RealmState): RealmState {
   const heapStart = realm.module.heapStart
   if (heapStart === undefined) return realm
   const { ctx } = realm
