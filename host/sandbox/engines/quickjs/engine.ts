@@ -341,7 +341,13 @@ class QuickJSRealm implements GuestRealm {
 
   observations(limits: Limits): EngineObservations {
     const module = this.state.module
-    return { memoryCapHit: module.capHit, stackLimitHit: module.stackGuardTouched(limits.stackBytes) }
+    // The guard strip is read only when asked (a failed run), not after every successful one.
+    return {
+      memoryCapHit: module.capHit,
+      get stackLimitHit() {
+        return module.stackGuardTouched(limits.stackBytes)
+      },
+    }
   }
 
   memoryBytes(): number {
