@@ -6,7 +6,8 @@
  * pages, topology, SCAN, registration state), a small pool of function connections as the
  * function ACL user (functions' call/pipeline), and idle dedicated connections (atomic()), also
  * as the function user. A function command goes to the first function connection that is not
- * draining a big or refused reply, so one execution's huge reply does not hold up the others.
+ * draining a big or refused reply nor stalled behind a slow command (a reply awaited over 5 ms),
+ * so one execution's huge reply or slow KEYS does not hold up the others.
  *
  * The function user: by default gearbox manages `gearbox-functions` (function-acl.ts): on every
  * master, before its first function connection, it runs `ACL SETUSER gearbox-functions
@@ -202,12 +203,15 @@ class Node {
     this.internal = backend.connect(this, 'internal')
   }
 
-  /** A function connection not draining a big reply; opens one more (up to the pool size) when all are. */
+  /**
+   * A function connection neither draining a big reply nor stalled behind a slow command; opens
+   * one more (up to the pool size) when all are.
+   */
   functionConnection(): RedisConnection {
     const pool = this.functions
     for (let i = 0; i < pool.length; i++) {
       const conn = pool[i]!
-      if (!conn.isDraining) return conn
+      if (!conn.isDraining && !conn.isStalled) return conn
     }
     if (pool.length < FUNCTION_CONNECTIONS) {
       const conn = this.backend.connect(this, 'function')

@@ -49,6 +49,8 @@ const batcher = new WriteBatcher()
 interface Pending {
   readonly name: string
   readonly budget: number
+  /** performance.now() when it was written. */
+  readonly sentAt: number
   resolve(reply: RedisReply): void
   reject(error: Error): void
   /** Settled early (timeout): the reply is read and dropped when it comes. */
@@ -143,6 +145,15 @@ export class RedisConnection implements ReplySink {
   }
 
   /**
+   * True when the oldest reply owed has been awaited longer than a loopback round trip takes
+   * (a slow command ahead, such as KEYS over a big keyspace): new commands would wait behind it.
+   */
+  get isStalled(): boolean {
+    const oldest = this.inFlight[0]
+    return oldest !== undefined && performance.now() - oldest.sentAt > STALLED_AFTER_MS
+  }
+
+  /**
    * Sends one command. `budget` bounds what its reply may cost the host (see resp2-reader.ts);
    * the message of a refusal names `budgetName`.
    */
@@ -174,6 +185,7 @@ export class RedisConnection implements ReplySink {
       const pending: Pending = {
         name,
         budget,
+        sentAt: performance.now(),
         resolve,
         reject: (error) => {
           if (error instanceof ReplyLimitError) {
@@ -395,3 +407,5 @@ export class RedisConnection implements ReplySink {
 
 /** A reply past this cost counts as draining (new commands go to another connection). */
 const DRAINING_COST = 1024 * 1024
+/** A reply awaited longer than this counts as stalled (new commands go to another connection). */
+const STALLED_AFTER_MS = 5
