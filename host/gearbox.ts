@@ -242,7 +242,8 @@ export class Gearbox {
    * Resolves with the RG.PYEXECUTE-style reply: `'OK'` for a script that only ran top-level code;
    * for a script whose top level called `GB(...)....run()`, `[results, errors]` once the execution
    * finished (records failing in a step leave their error text and skip the later steps), or the
-   * execution id with `unblocking`.
+   * execution id with `unblocking`. A script that registers (`register()`) resolves `'OK'` once its
+   * registrations applied (see `gearbox.registrations`).
    *
    * @throws GuestError (ERR_GEARBOX_GUEST) when the script throws; a limit error
    *   (ERR_GEARBOX_CPU_LIMIT, ...) when it exceeds one; AbortedError; ClosedError after close();

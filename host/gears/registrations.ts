@@ -15,11 +15,11 @@
  */
 import { keySlot } from '../cluster/slots.js'
 import { shardOwningSlot } from '../cluster/topology.js'
-import { AbortedError, GearboxError, RegistrationError, RegistrationNotFoundError, TriggerNotFoundError } from '../errors.js'
+import { AbortedError, GearboxError, RegistrationError, RegistrationNotFoundError, TopLevelRecordingLimitError, TriggerNotFoundError } from '../errors.js'
 import type { RedisBackend, RedisReply, ShardInfo } from '../redis/types.js'
 import { createHostHandler } from '../runtime/handler.js'
 import type { GearsLogger } from '../runtime/logger.js'
-import type { TopLevelRecording } from '../runtime/replay.js'
+import { topLevelRecordingLimitMessage, type TopLevelRecording } from '../runtime/replay.js'
 import { replyValue, type WireValue } from '../runtime/wire.js'
 import type { Limits } from '../sandbox/types.js'
 import { DEFAULT_BATCH_SIZE, emitChars, FlowRequests, heldCost, parseEmit, withOps } from './batch-run.js'
@@ -255,6 +255,9 @@ export class RegistrationRegistry {
    * keyspace feed that cannot start, applies none. Then calls their onRegistered functions.
    */
   async apply(session: RegisteringSession): Promise<void> {
+    // Every execution replays the top level: a recording that overflowed cannot serve them.
+    const overflow = session.recording.overflow
+    if (overflow !== undefined) throw new TopLevelRecordingLimitError(topLevelRecordingLimitMessage(overflow))
     const added: Registration[] = []
     for (const [index, { id, compiled }] of session.registrations.entries()) {
       const trigger = compiled.command?.trigger ?? null
