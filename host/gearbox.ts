@@ -13,7 +13,7 @@ import { coreSetting } from './gears/batch-run.js'
 import { DEFAULT_MAX_EXECUTIONS, ExecutionRegistry, type ExecutionInfo, type ExecutionResults, type ExecutionSummary } from './gears/executions.js'
 import { executeScript, outcomeReply, type ExecuteReply, type SessionDeps } from './gears/session.js'
 import { KeyspaceFeed } from './gears/keyspace.js'
-import { RegistrationRegistry, type RegistrationInfo } from './gears/registrations.js'
+import { REGISTRATION_QUEUE_SIZE, RegistrationRegistry, type RegistrationInfo } from './gears/registrations.js'
 import type { WireValue } from './runtime/wire.js'
 import { nodePlatform } from './platform/node.js'
 import { createRedisBackend, type FunctionUser } from './redis/index.js'
@@ -79,6 +79,11 @@ export interface GearboxOptions {
    * data. Default true.
    */
   readonly serverSideReads?: boolean
+  /**
+   * Events one registration holds at most (queued or running); more are dropped and counted in
+   * its `numDropped` (keyspace events are at most once). Default 10,000 (REGISTRATION_QUEUE_SIZE).
+   */
+  readonly registrationQueueSize?: number
 }
 
 /** Guest languages; only `js` is supported so far. */
@@ -222,13 +227,19 @@ export class Gearbox {
       throw error
     }
     const serverSideReads = options.serverSideReads ?? true
+    const queueSize = options.registrationQueueSize ?? REGISTRATION_QUEUE_SIZE
+    if (!Number.isSafeInteger(queueSize) || queueSize < 1) {
+      await pool.close()
+      if (owned) await backend.close()
+      throw new InvalidArgumentError(`registrationQueueSize must be a positive integer (got ${String(options.registrationQueueSize)})`)
+    }
     // The keyspace feed starts with the first KeysReader registration (CONFIG SET, subscribers).
     let registrations: RegistrationRegistry | undefined = undefined
     const feed = new KeyspaceFeed(backend, logger, {
       event: (shard, local, key, event) => registrations?.keyEvent(shard, local, key, event),
       gap: (shardId) => registrations?.subscriberGap(shardId),
     })
-    registrations = new RegistrationRegistry({ pool, backend, logger, config, atomicRetries, batchSize }, feed)
+    registrations = new RegistrationRegistry({ pool, backend, logger, config, atomicRetries, batchSize, queueSize }, feed)
     return new Gearbox(
       { pool, backend, logger, config, atomicRetries, executions, batchSize, serverSideReads, registrations },
       pool,

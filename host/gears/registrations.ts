@@ -73,6 +73,8 @@ export interface RegistrationHost {
   readonly config: Readonly<Record<string, string>>
   readonly atomicRetries: number
   readonly batchSize?: number
+  /** Events one registration holds at most. Default {@link REGISTRATION_QUEUE_SIZE}. */
+  readonly queueSize?: number
 }
 
 /** A session: one script that registered, what its first run recorded, and the limits its executions get. */
@@ -343,7 +345,7 @@ export class RegistrationRegistry {
       if (r.compiled.mode === 'async_local' && !local) continue
       if (!prefixMatches(k.prefix, key)) continue
       if (k.eventTypes !== null && !k.eventTypes.includes(lowered)) continue
-      if (r.pending >= REGISTRATION_QUEUE_SIZE) {
+      if (r.pending >= (this.#host.queueSize ?? REGISTRATION_QUEUE_SIZE)) {
         r.numDropped++
         continue
       }

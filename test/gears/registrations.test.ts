@@ -287,11 +287,52 @@ t('a killed subscriber connection: resubscribed, the gap counted, events flow ag
   await until('an event after the resubscription', async () => (await client().get('count:g')) === '1')
 })
 
-t('the queue size is documented and bounded', () => {
-  assert.ok(Number.isSafeInteger(REGISTRATION_QUEUE_SIZE) && REGISTRATION_QUEUE_SIZE > 0)
+t('onRegistered runs once the registration applied, from the top level state', async () => {
+  await gearbox().execute(`
+    const greeting = execute('INCR', 'on:toplevel') === 1 ? 'first' : 'again'
+    GB('CommandReader').register({ trigger: 'on', onRegistered: () => execute('SET', 'on:registered', greeting) })
+  `)
+  assert.is(await client().get('on:registered'), 'first')
+  assert.is(await client().get('on:toplevel'), '1')
 })
 
 t.run()
+
+const queue = suite('registrations: the bounded queue')
+const qctx: { redis?: TestRedis; gearbox?: Gearbox; client?: Redis } = {}
+queue.before(async () => {
+  qctx.redis = await startRedis()
+  qctx.gearbox = await Gearbox.create({ redis: qctx.redis.url, workers: 1, registrationQueueSize: 4 })
+  qctx.client = new Redis(qctx.redis.port, '127.0.0.1')
+})
+queue.after(async () => {
+  qctx.client?.disconnect()
+  await qctx.gearbox?.close()
+  await qctx.redis?.stop()
+})
+
+queue('an event storm past the queue: events dropped and counted, none held beyond the bound', async () => {
+  assert.ok(Number.isSafeInteger(REGISTRATION_QUEUE_SIZE) && REGISTRATION_QUEUE_SIZE > 0)
+  const box = qctx.gearbox!
+  // Each execution is slow (a busy 40 ms) on the one worker: the writes below outpace it.
+  await box.execute(`GB().foreach(() => { const end = Date.now() + 40; while (Date.now() < end) {} execute('INCR', 'ran') }).register('q:*')`)
+  const N = 60
+  const pipeline = qctx.client!.pipeline()
+  for (let i = 0; i < N; i++) pipeline.set(`q:${i}`, 'x')
+  await pipeline.exec()
+  const [r] = box.registrations.list()
+  await until('every event handled or dropped', () => {
+    const d = box.registrations.list()[0]!.RegistrationData
+    return d.numSuccess + d.numDropped >= N
+  }, 30_000)
+  const data = box.registrations.list().find((x) => x.id === r!.id)!.RegistrationData
+  assert.ok(data.numDropped > 0, `dropped ${data.numDropped}`)
+  assert.ok(data.numSuccess >= 4, `ran ${data.numSuccess}`)
+  assert.is(data.numSuccess + data.numDropped, N)
+  assert.is(await qctx.client!.get('ran'), String(data.numSuccess))
+})
+
+queue.run()
 
 const refused = suite('registrations: CONFIG SET refused')
 const rctx: { redis?: TestRedis } = {}
