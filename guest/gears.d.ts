@@ -289,6 +289,46 @@ interface RunOptions {
   readonly fromId?: string
 }
 
+/** register()'s options: RedisGears' register() keyword arguments. */
+interface RegisterOptions {
+  /** The prefix (also the first argument; `regex` is its deprecated name). Default `'*'`. */
+  readonly prefix?: string
+  readonly regex?: string
+  /** `'async'` (default: every master's events, each run on its key's shard), `'async_local'` (this host's shard only), `'sync'` (stored, inactive). */
+  readonly mode?: 'async' | 'async_local' | 'sync'
+  /** Called with no arguments once the registration is applied (its failure is logged). */
+  readonly onRegistered?: () => unknown
+  /** KeysReader: the events that trigger it (case-insensitive, e.g. `['set', 'hset', 'del', 'expired', 'keymiss']`); default all. */
+  readonly eventTypes?: Iterable<string> | null
+  /** KeysReader: the key types that trigger it (`empty string list hash set zset module stream`); default all. */
+  readonly keyTypes?: Iterable<string> | null
+  /** KeysReader: read the value into the record. Default true. */
+  readonly readValue?: boolean
+  /** KeysReader: only events caused by these commands (needs the RESP front: stored, inactive). */
+  readonly commands?: Iterable<string> | null
+  /** StreamReader (not built yet; checked): entries per execution. Default 1. */
+  readonly batch?: number
+  /** StreamReader: milliseconds before a partial batch runs. Default 0. */
+  readonly duration?: number
+  /** StreamReader: `'continue'` (default), `'abort'`, `'retry'` (case-insensitive). */
+  readonly onFailedPolicy?: string
+  /** StreamReader: seconds between retries. Default 1. */
+  readonly onFailedRetryInterval?: number
+  /** StreamReader: trim processed entries. Default true. */
+  readonly trimStream?: boolean
+  /** CommandReader: the trigger name (`gearbox.trigger(name, ...)`). */
+  readonly trigger?: string
+  /** CommandReader: the command to hook (needs the RESP front: stored, inactive). */
+  readonly hook?: string
+  /** CommandReader with `hook`: only calls on keys starting with this. */
+  readonly keyprefix?: string
+  /** CommandReader: run in order (async_local). Default false. */
+  readonly inorder?: boolean
+  /** As run()'s. Default true. */
+  readonly convertToStr?: boolean
+  readonly collect?: boolean
+}
+
 /**
  * A batch flow: a reader, then steps, then `run()`. Every step returns the builder itself.
  *
@@ -417,10 +457,42 @@ interface GearsBuilder<T = KeysReaderRecord> {
   run(arg?: string | (() => Iterable<unknown> | AsyncIterable<unknown>) | null, options?: RunOptions): void
 
   /**
-   * Registrations (event-driven executions) are not built yet.
-   * @throws GearsError with `code` `ERR_GEARBOX_NOT_BUILT` (`register(): registrations are not built yet ...`).
+   * Registers the flow as an event handler (RedisGears `register()`); returns the registration id
+   * (`<shard id>-<n>`). `register(options)` is `register('*', options)`. At the top level only.
+   * The registrations of a script apply once its top level finished, all or nothing: a script
+   * that throws registers nothing, and `gearbox.execute()` of a registering script resolves `'OK'`.
+   *
+   * Each execution evaluates the script again with its top-level host calls answered from the
+   * first run's recording (no `execute()` of the top level runs twice): the functions and globals
+   * the top level built are there, its side effects are not repeated. The top level must therefore
+   * build the same flows every time (no `Math.random()` or `Date` deciding them).
+   *
+   * - KeysReader: keyspace notifications of every master (gearbox adds the classes it needs to
+   *   `notify-keyspace-events`); records `{key, event, type, value}` (`{key, event}` with
+   *   `readValue: false`); `prefix` is not a glob: a trailing `*` matches keys starting with the
+   *   rest, anything else the exact key. At most once, as in RedisGears.
+   * - CommandReader `trigger`: run with `gearbox.trigger(name, ...args)` (record `[name, ...args]`)
+   *   or `gearbox.triggerOnKey(name, key, ...args)` (record `[name, key, ...args]`, on the key's shard).
+   * - Not yet: StreamReader (a coded `ERR_GEARBOX_NOT_BUILT` error); `hook`, `keyprefix`,
+   *   `commands` and mode `'sync'` are checked and stored, the registration's status is `INACTIVE`
+   *   until the RESP front exists.
+   *
+   * @throws GearsError with RedisGears' texts: `regex argument must be a string`, `unknown execution mode`,
+   *   `OnRegistered argument must be a function`, `given eventTypes is not iterable`, `given event type is not string`,
+   *   `given keyTypes is not iterable`, `given key type is not string`, `unknown key type`, `readValue is not boolean`,
+   *   `given commands is not iterable`, `given command type is not string`, `... bad reply` (unknown command),
+   *   `Can not hook a command with moveable keys by key prefix`, `Can not hook a command which are not allowed inside a script`,
+   *   `batch argument must be a number`, `duration argument must be a number`, `onFailedPolicy must be Continue/Abort/Retry`,
+   *   `onFailedPolicy must be a string (Continue/Abort/Retry)`, `retryInterval argument must be a number`,
+   *   `pyTrimmStream argument must be a boolean`, `ExecutionMode sync can only be combined with OnFailedPolicy Continue`,
+   *   `trigger argument is not string`, `keyprefix argument is not string`, `hook argument is not string`,
+   *   `inorder argument is be boolean`, `trigger argument can not be given with keyprefix or hook`,
+   *   `no trigger or hook argument was given`, `trigger already registered`, `trigger already registered in this session`,
+   *   `Can not override an unexisting command`, `Can not override a command which are not allowed inside a script`,
+   *   `Can not override a command with moveable keys by key prefix`,
+   *   `given reader does not exists or does not support register`.
    */
-  register(...args: unknown[]): never
+  register(prefix?: string | RegisterOptions, options?: RegisterOptions): string
 }
 
 interface GearsBuilderConstructor {

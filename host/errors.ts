@@ -178,7 +178,7 @@ export class TopLevelRecordingLimitError extends GearboxError {
   }
 }
 
-/** A GearsBuilder's register(): registrations (event-driven executions) are not built yet. */
+/** A part of registrations gearbox has not built yet (StreamReader registrations). */
 export class RegistrationsNotBuiltError extends GearboxError {
   constructor(message = 'register(): registrations are not built yet in gearbox; run() a batch flow instead') {
     super('ERR_GEARBOX_NOT_BUILT', message)
@@ -215,5 +215,41 @@ export class InvalidStringError extends GearboxError {
 export class FunctionUserError extends GearboxError {
   constructor(message: string) {
     super('ERR_GEARBOX_FUNCTION_USER', message)
+  }
+}
+
+/**
+ * A registration's trigger or event failed: RG.TRIGGER's reply when the execution had errors
+ * (the message is the first error text), or a registration that could not be applied (a trigger
+ * name another session took meanwhile).
+ */
+export class RegistrationError extends GearboxError {
+  constructor(message: string) {
+    super('ERR_GEARBOX_REGISTRATION', message)
+  }
+}
+
+/** `gearbox.trigger()` / `triggerOnKey()` of a name no registration has (RG.TRIGGER's `ERR subcommand not found`). */
+export class TriggerNotFoundError extends GearboxError {
+  constructor(message = 'ERR subcommand not found') {
+    super('ERR_GEARBOX_TRIGGER_NOT_FOUND', message)
+  }
+}
+
+/** `registrations.unregister(id)` of an id no registration has (RG.UNREGISTER's `execution is not registered`). */
+export class RegistrationNotFoundError extends GearboxError {
+  constructor(message = 'execution is not registered') {
+    super('ERR_GEARBOX_REGISTRATION_NOT_FOUND', message)
+  }
+}
+
+/**
+ * KeysReader registrations need keyspace notifications: gearbox adds the classes it needs to
+ * `notify-keyspace-events` with CONFIG SET, and a Redis that refuses it (managed Redis, ACL)
+ * fails with this error; the message names the setting and the value to configure.
+ */
+export class KeyspaceNotificationsError extends GearboxError {
+  constructor(message: string) {
+    super('ERR_GEARBOX_KEYSPACE_NOTIFICATIONS', message)
   }
 }

@@ -12,6 +12,9 @@ import { ClosedError, InvalidArgumentError } from './errors.js'
 import { coreSetting } from './gears/batch-run.js'
 import { DEFAULT_MAX_EXECUTIONS, ExecutionRegistry, type ExecutionInfo, type ExecutionResults, type ExecutionSummary } from './gears/executions.js'
 import { executeScript, outcomeReply, type ExecuteReply, type SessionDeps } from './gears/session.js'
+import { KeyspaceFeed } from './gears/keyspace.js'
+import { REGISTRATION_QUEUE_SIZE, RegistrationRegistry, type RegistrationInfo } from './gears/registrations.js'
+import type { WireValue } from './runtime/wire.js'
 import { nodePlatform } from './platform/node.js'
 import { createRedisBackend, type FunctionUser } from './redis/index.js'
 import type { RedisBackend } from './redis/types.js'
@@ -76,6 +79,11 @@ export interface GearboxOptions {
    * data. Default true.
    */
   readonly serverSideReads?: boolean
+  /**
+   * Events one registration holds at most (queued or running); more are dropped and counted in
+   * its `numDropped` (keyspace events are at most once). Default 10,000 (REGISTRATION_QUEUE_SIZE).
+   */
+  readonly registrationQueueSize?: number
 }
 
 /** Guest languages; only `js` is supported so far. */
@@ -138,16 +146,31 @@ export interface Executions {
   abort(id: string): Promise<void>
 }
 
+/**
+ * The registrations scripts made with `register()` (RedisGears RG.DUMPREGISTRATIONS,
+ * RG.UNREGISTER, RG.CLEARREGISTRATIONSSTATS), held in this host's memory.
+ */
+export interface Registrations {
+  /** Every registration with RG.DUMPREGISTRATIONS' fields, oldest first. */
+  list(): RegistrationInfo[]
+  /** Stops a registration (executions running finish). @throws RegistrationNotFoundError `execution is not registered` */
+  unregister(id: string): void
+  /** Zeroes every registration's counters and lastError. */
+  clearStats(): void
+}
+
 export class Gearbox {
-  readonly #deps: SessionDeps
+  readonly #deps: SessionDeps & { readonly registrations: RegistrationRegistry }
   readonly #pool: SandboxPool
   readonly #limits: Limits
   readonly #closeBackend: boolean
   #closing: Promise<void> | undefined
   /** The batch executions run() started. */
   readonly executions: Executions
+  /** What scripts registered. */
+  readonly registrations: Registrations
 
-  private constructor(deps: SessionDeps, pool: SandboxPool, limits: Limits, closeBackend: boolean) {
+  private constructor(deps: SessionDeps & { readonly registrations: RegistrationRegistry }, pool: SandboxPool, limits: Limits, closeBackend: boolean) {
     this.#deps = deps
     this.#pool = pool
     this.#limits = limits
@@ -160,6 +183,12 @@ export class Gearbox {
       resultsBlocking: (id: string) => registry.resultsBlocking(id),
       drop: (id: string) => registry.drop(id),
       abort: (id: string) => registry.abort(id),
+    })
+    const registrations = deps.registrations
+    this.registrations = Object.freeze({
+      list: () => registrations.list(),
+      unregister: (id: string) => registrations.unregister(id),
+      clearStats: () => registrations.clearStats(),
     })
   }
 
@@ -198,7 +227,25 @@ export class Gearbox {
       throw error
     }
     const serverSideReads = options.serverSideReads ?? true
-    return new Gearbox({ pool, backend, logger, config, atomicRetries, executions, batchSize, serverSideReads }, pool, limits, owned)
+    const queueSize = options.registrationQueueSize ?? REGISTRATION_QUEUE_SIZE
+    if (!Number.isSafeInteger(queueSize) || queueSize < 1) {
+      await pool.close()
+      if (owned) await backend.close()
+      throw new InvalidArgumentError(`registrationQueueSize must be a positive integer (got ${String(options.registrationQueueSize)})`)
+    }
+    // The keyspace feed starts with the first KeysReader registration (CONFIG SET, subscribers).
+    let registrations: RegistrationRegistry | undefined = undefined
+    const feed = new KeyspaceFeed(backend, logger, {
+      event: (shard, local, key, event) => registrations?.keyEvent(shard, local, key, event),
+      gap: (shardId) => registrations?.subscriberGap(shardId),
+    })
+    registrations = new RegistrationRegistry({ pool, backend, logger, config, atomicRetries, batchSize, queueSize }, feed)
+    return new Gearbox(
+      { pool, backend, logger, config, atomicRetries, executions, batchSize, serverSideReads, registrations },
+      pool,
+      limits,
+      owned,
+    )
   }
 
   /**
@@ -206,7 +253,8 @@ export class Gearbox {
    * Resolves with the RG.PYEXECUTE-style reply: `'OK'` for a script that only ran top-level code;
    * for a script whose top level called `GB(...)....run()`, `[results, errors]` once the execution
    * finished (records failing in a step leave their error text and skip the later steps), or the
-   * execution id with `unblocking`.
+   * execution id with `unblocking`. A script that registers (`register()`) resolves `'OK'` once its
+   * registrations applied (see `gearbox.registrations`).
    *
    * @throws GuestError (ERR_GEARBOX_GUEST) when the script throws; a limit error
    *   (ERR_GEARBOX_CPU_LIMIT, ...) when it exceeds one; AbortedError; ClosedError after close();
@@ -230,10 +278,34 @@ export class Gearbox {
     return outcomeReply(outcome)
   }
 
+  /**
+   * RG.TRIGGER: runs the CommandReader registration `trigger: name` over the record
+   * `[name, ...args]` (on the current shard). Resolves with its results.
+   * @throws TriggerNotFoundError `ERR subcommand not found`; RegistrationError carrying the
+   *   execution's first error when it had any.
+   */
+  trigger(name: string, ...args: string[]): Promise<WireValue[]> {
+    if (this.#closing !== undefined) return Promise.reject(new ClosedError())
+    if (typeof name !== 'string' || !args.every((a) => typeof a === 'string')) {
+      return Promise.reject(new InvalidArgumentError('trigger expects a name and string arguments'))
+    }
+    return this.#deps.registrations.trigger(name, args)
+  }
+
+  /** RG.TRIGGERONKEY: as {@link trigger}, with the record `[name, key, ...args]`, run on the key's shard. */
+  triggerOnKey(name: string, key: string, ...args: string[]): Promise<WireValue[]> {
+    if (this.#closing !== undefined) return Promise.reject(new ClosedError())
+    if (typeof name !== 'string' || typeof key !== 'string' || !args.every((a) => typeof a === 'string')) {
+      return Promise.reject(new InvalidArgumentError('triggerOnKey expects a name, a key and string arguments'))
+    }
+    return this.#deps.registrations.trigger(name, args, key)
+  }
+
   /** Stops the workers (aborting running executions) and closes the Redis connections gearbox opened. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
       try {
+        await this.#deps.registrations.close()
         await this.#pool.close()
       } finally {
         if (this.#closeBackend) await this.#deps.backend.close()

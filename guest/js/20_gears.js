@@ -30,6 +30,7 @@
   } = G.primordials
   const { GearsError, hostCall, encodeWire, formatError, isUint8Array } = G
   const Number_ = Number
+  const SymbolIterator = Symbol.iterator
   const NumberIsNaN = Number.isNaN
   const NumberIsFinite = Number.isFinite
   const MathMin = Math.min
@@ -330,6 +331,57 @@
     return d
   }
 
+  const REGISTER_OPTIONS = [
+    'prefix',
+    'regex',
+    'mode',
+    'onRegistered',
+    'eventTypes',
+    'keyTypes',
+    'readValue',
+    'commands',
+    'batch',
+    'duration',
+    'onFailedPolicy',
+    'onFailedRetryInterval',
+    'trimStream',
+    'trigger',
+    'hook',
+    'keyprefix',
+    'inorder',
+    'convertToStr',
+    'collect',
+  ]
+  const ITERABLE_OPTIONS = { eventTypes: true, keyTypes: true, commands: true }
+  const MAX_ITEMS = 1000 // host/gears/flow.ts MAX_ITEMS
+
+  /** An iterable option's elements (bounded); not iterable: no `items`. */
+  function describeIterable(value) {
+    const d = describe(value)
+    if (value === null || value === undefined) return d
+    const iterator = typeof value === 'string' || typeof value === 'object' ? value[SymbolIterator] : undefined
+    if (typeof iterator !== 'function') return d
+    const items = []
+    for (const item of value) {
+      if (items.length >= MAX_ITEMS) throw new GearsError('register(): an iterable option has more than ' + String_(MAX_ITEMS) + ' elements')
+      items[items.length] = describe(item)
+    }
+    d.items = items
+    return d
+  }
+
+  /** register()'s arguments: an object is its options (their known fields described too). */
+  function describeRegisterArg(value) {
+    const d = describe(value)
+    if (d.t !== 'object') return d
+    d.fields = {}
+    for (let i = 0; i < REGISTER_OPTIONS.length; i++) {
+      const name = REGISTER_OPTIONS[i]
+      d.fields[name] = ITERABLE_OPTIONS[name] === true ? describeIterable(value[name]) : describe(value[name])
+    }
+    return d
+  }
+
   function state(builder) {
     const s = WeakMapPrototypeGet(builders, builder)
     if (s === undefined) throw new GearsError('GearsBuilder method called on an object that is not a GearsBuilder')
@@ -419,9 +471,17 @@
       hostCall('gears.run', encodeWire({ lang: 'js', builder: s.builder, ops, args }))
       G.setOutcomeProvider(runOutcome)
     },
-    register() {
-      state(this)
-      hostCall('gears.register', '{}')
+    /**
+     * register(prefix = '*', options = {}) or register(options): the host checks and compiles the
+     * flow now and applies the registration once the script's top level finished (all or nothing).
+     * Returns the registration id.
+     */
+    register(prefix, options) {
+      const s = state(this)
+      const ops = []
+      for (let i = 0; i < s.ops.length; i++) ops[i] = s.ops[i]
+      const args = [describeRegisterArg(prefix), describeRegisterArg(options)]
+      return hostCall('gears.register', encodeWire({ lang: 'js', builder: s.builder, ops, args }))
     },
   }
   const methodNames = ObjectKeys(methods)
@@ -434,9 +494,9 @@
   }
 
   /** Runs the host's plan for this interpreter (`info`: gears.start's or gears.stage's reply). */
-  function runPlan(info) {
+  function runPlan(info, source) {
     const size = typeof info.batchSize === 'number' && info.batchSize >= 1 ? info.batchSize : 1000
-    return G.gearsKernel.run(JS_SEMANTICS, info, held, G.gearsSource(info.reader, held, size))
+    return G.gearsKernel.run(JS_SEMANTICS, info, held, source ?? G.gearsSource(info.reader, held, size))
   }
 
   // After the top level: the host starts the execution; standalone and async_local runs go on here,
@@ -456,6 +516,31 @@
     const info = hostCall('gears.stage', encodeWire({ stage: stageIndex }))
     await runPlan(info)
     return '{"kind":"stage"}'
+  })
+
+  // The entry of one registration execution (the host evaluated the script again, replaying the top
+  // level): `kind` 'event' runs registration `index`'s steps over the event's records, 'registered'
+  // calls its onRegistered function.
+  G.defineEntry('__gearbox_gears_registration', async function __gearbox_gears_registration(index, kind) {
+    await G.drain()
+    hostCall('toplevel.done', '[]')
+    const info = hostCall('gears.event', encodeWire({ registration: index, kind }))
+    if (kind === 'registered') {
+      const fn = held[info.onRegistered]
+      if (typeof fn !== 'function') throw new GearsError('gears: the registration has no onRegistered function')
+      await ReflectApply(fn, undefined, [])
+      return '{"kind":"registered"}'
+    }
+    let given = false
+    const source = {
+      next() {
+        if (given) return null
+        given = true
+        return info.records
+      },
+    }
+    await runPlan({ ...info, reader: null }, source)
+    return '{"kind":"event"}'
   })
 
   ObjectDefineProperty(globalThis, 'GearsBuilder', { value: GearsBuilder, writable: true, configurable: true })

@@ -35,7 +35,7 @@ import { decodeWire, replyCodedError, replyGearsError, replyValue, type WireValu
 import type { ExecutionHandle, Limits } from '../sandbox/types.js'
 import type { ExecutionStarter } from './session.js'
 import type { Execution, ExecutionRegistry } from './executions.js'
-import { checkBuilder, checkOp, compileFlow, parseArg, parseFlowRequest, type CompiledFlow, type KernelStep } from './flow.js'
+import { checkBuilder, checkOp, compileFlow, compileRegistration, parseArg, parseFlowRequest, type CompiledFlow, type CompiledRegistration, type KernelStep } from './flow.js'
 import { parseGuestOutcome, stageJob } from './jobs.js'
 import { samePlan, type RunDescription, type StageRoute } from './plan.js'
 import { openReader, parseReaderOpen, prefetching, type BatchSource, type ReaderContext } from './readers.js'
@@ -74,6 +74,8 @@ export interface GearsRunOptions {
   readonly profile?: boolean
   /** The caller's own top-level recording or replay; default: a recording of its own in cluster mode. */
   readonly topLevel?: TopLevelMode
+  /** Gives the script's register() calls their ids; default: register() is refused. */
+  readonly registrationId?: RegistrationIdSource
 }
 
 /** How a script execution ended, seen from the gears layer. */
@@ -93,11 +95,11 @@ function failureText(error: unknown): string {
 }
 
 /** How long the guest lets one gears.emit payload get (characters; UTF-8 takes up to 3 bytes each). */
-function emitChars(limits: Limits): number {
+export function emitChars(limits: Limits): number {
   return Math.max(1024, Math.floor(limits.maxReplyBytes / 4))
 }
 
-function parsePayload(payload: string): WireValue {
+export function parsePayload(payload: string): WireValue {
   try {
     return payload.includes('\\u0000') ? decodeWire(payload) : (JSON.parse(payload) as WireValue)
   } catch {
@@ -105,7 +107,7 @@ function parsePayload(payload: string): WireValue {
   }
 }
 
-function field(value: WireValue, name: string): WireValue | undefined {
+export function field(value: WireValue, name: string): WireValue | undefined {
   if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array) return undefined
   return (value as { readonly [key: string]: WireValue })[name]
 }
@@ -125,7 +127,7 @@ async function answer(fn: () => Promise<string> | string): Promise<string> {
   }
 }
 
-interface EmitPayload {
+export interface EmitPayload {
   readonly records: readonly WireValue[]
   readonly errors: readonly string[]
   readonly done: boolean
@@ -133,11 +135,11 @@ interface EmitPayload {
 }
 
 /** What an emit's records and error texts cost the host once held (see {@link HELD_VALUE_OVERHEAD_BYTES}). */
-function heldCost(payload: string, emit: EmitPayload): number {
+export function heldCost(payload: string, emit: EmitPayload): number {
   return payload.length + (emit.records.length + emit.errors.length) * HELD_VALUE_OVERHEAD_BYTES
 }
 
-function parseEmit(payload: string): EmitPayload {
+export function parseEmit(payload: string): EmitPayload {
   const value = parsePayload(payload)
   const records = field(value, 'r')
   const errors = field(value, 'e')
@@ -156,7 +158,7 @@ function addProfile(execution: Execution, profile: WireValue | undefined): void 
 }
 
 /** Adds gears ops in front of a runtime handler (they are all live calls made after the top level). */
-function withOps(inner: RuntimeHostHandler, ops: Readonly<Record<string, (payload: string) => Promise<string> | string>>): RuntimeHostHandler {
+export function withOps(inner: RuntimeHostHandler, ops: Readonly<Record<string, (payload: string) => Promise<string> | string>>): RuntimeHostHandler {
   return {
     call(op, payload, mode) {
       const own = Object.prototype.hasOwnProperty.call(ops, op) ? ops[op] : undefined
@@ -166,16 +168,25 @@ function withOps(inner: RuntimeHostHandler, ops: Readonly<Record<string, (payloa
   }
 }
 
-type GearsOp = (payload: string) => Promise<string> | string
+export type GearsOp = (payload: string) => Promise<string> | string
 
 /**
  * The builder calls of one interpreter: argument checks, and the flow its run() compiled. Both the
  * initiator and every stage execution (which evaluates the top level again) have one.
  */
-class FlowRequests {
+export class FlowRequests {
   flow: CompiledFlow | undefined
   /** The flow runs (after gears.start / gears.stage): a run() now is inside a step. */
   started = false
+  /** What the script's register() calls compiled, in call order, with the ids they returned. */
+  readonly registrations: { readonly id: string; readonly compiled: CompiledRegistration }[] = []
+
+  /**
+   * `registrationId(index, compiled)`: the id the index-th register() call returns (a new one in a
+   * session's first run; the first run's in a re-evaluation, which checks the flow is the same).
+   * Throws (a GuestFacingError or a coded error) to refuse the registration.
+   */
+  constructor(private readonly registrationId: RegistrationIdSource = refuseRegistrations) {}
 
   ops(): Record<string, GearsOp> {
     return {
@@ -196,8 +207,21 @@ class FlowRequests {
         this.flow = flow
         return 'vnull'
       },
-      'gears.register': () => {
-        throw new RegistrationsNotBuiltError()
+      'gears.register': (payload) => {
+        if (this.started) throw new GuestFacingError('register() can only be called at the top level of a script, not inside a step')
+        const compiled = compileRegistration(parseFlowRequest(parsePayload(payload)))
+        if (compiled.stream !== undefined) {
+          throw new RegistrationsNotBuiltError(
+            'register(): StreamReader registrations are not built yet in gearbox (KeysReader and CommandReader trigger registrations are)',
+          )
+        }
+        const trigger = compiled.command?.trigger ?? null
+        if (trigger !== null && this.registrations.some((r) => r.compiled.command?.trigger === trigger)) {
+          throw new GuestFacingError('trigger already registered in this session')
+        }
+        const id = this.registrationId(this.registrations.length, compiled)
+        this.registrations.push({ id, compiled })
+        return replyValue(id)
       },
     }
   }
@@ -206,6 +230,13 @@ class FlowRequests {
     if (this.flow === undefined) throw new GuestFacingError('gears: no run() was started')
     return this.flow
   }
+}
+
+/** Gives a register() call its registration id (see {@link FlowRequests}). */
+export type RegistrationIdSource = (index: number, compiled: CompiledRegistration) => string
+
+function refuseRegistrations(): never {
+  throw new GuestFacingError('register() cannot be called here: this evaluation of the script cannot register')
 }
 
 function argsOf(value: WireValue): ReturnType<typeof parseArg>[] {
@@ -230,7 +261,7 @@ export class GearsRun {
   readonly #options: GearsRunOptions
   readonly #batchSize: number
   readonly #recording: TopLevelRecording | undefined
-  readonly #requests = new FlowRequests()
+  readonly #requests: FlowRequests
   #initiator: ExecutionHandle | undefined
   #execution: Execution | undefined
   #source: BatchSource | undefined
@@ -242,6 +273,7 @@ export class GearsRun {
     this.#host = host
     this.#options = options
     this.#batchSize = host.batchSize ?? DEFAULT_BATCH_SIZE
+    this.#requests = new FlowRequests(options.registrationId)
     // Distributed stages re-evaluate the script: record its top level (only a cluster needs it).
     const given = options.topLevel
     if (given !== undefined) this.#recording = given.mode === 'record' ? given.recording : undefined
@@ -253,6 +285,11 @@ export class GearsRun {
   get topLevel(): TopLevelMode | undefined {
     if (this.#options.topLevel !== undefined) return this.#options.topLevel
     return this.#recording === undefined ? undefined : { mode: 'record', recording: this.#recording }
+  }
+
+  /** What the script's register() calls compiled (applied by the caller once the top level succeeded). */
+  get registrations(): FlowRequests['registrations'] {
+    return this.#requests.registrations
   }
 
   /** The execution, once the script's run() started one. */
@@ -427,7 +464,12 @@ export class GearsRun {
       maxReplyBytes: this.#options.limits.maxReplyBytes,
       topLevel: { mode: 'replay', recording },
     })
-    const stage = new StageIO(s, this.#readerContext(s.shard), this.#options.limits)
+    const firstRun = this.#requests.registrations
+    const stage = new StageIO(s, this.#readerContext(s.shard), this.#options.limits, (index) => {
+      const id = firstRun[index]?.id
+      if (id === undefined) throw new GuestFacingError('the script registered differently when evaluated again for a stage')
+      return id
+    })
     const handler = withOps(inner, {
       ...stage.requests.ops(),
       'gears.stage': (payload) => stage.describe(payload),
@@ -519,7 +561,7 @@ class StageOutputs {
 
 /** The gears ops of one stage execution on one shard. */
 class StageIO {
-  readonly requests = new FlowRequests()
+  readonly requests: FlowRequests
   #source: BatchSource | undefined
   #inputAt = 0
 
@@ -527,7 +569,10 @@ class StageIO {
     private readonly s: StageSpec,
     private readonly readers: ReaderContext,
     private readonly limits: Limits,
-  ) {}
+    registrationId: RegistrationIdSource,
+  ) {
+    this.requests = new FlowRequests(registrationId)
+  }
 
   describe(payload: string): string {
     const stage = field(parsePayload(payload), 'stage')

@@ -15,6 +15,7 @@
  */
 import { GuestFacingError } from '../runtime/guest-facing-error.js'
 import type { WireValue } from '../runtime/wire.js'
+import { COMMAND_TABLE } from '../redis/command-table.generated.js'
 import type { PlanStep, RunDescription, StageRoute } from './plan.js'
 
 /** One argument as a guest describes it. `i` indexes the guest's held values (absent for a missing argument). */
@@ -28,8 +29,10 @@ export interface ArgDesc {
   readonly f?: boolean
   /** A function's name ('' when anonymous). */
   readonly name?: string
-  /** The run() options an object carries (only for run()'s options argument). */
+  /** The run() / register() options an object carries (only for those options arguments). */
   readonly fields?: { readonly [name: string]: ArgDesc }
+  /** The elements of an iterable (register()'s eventTypes, keyTypes, commands); absent: not iterable. */
+  readonly items?: readonly ArgDesc[]
 }
 
 /** A step's callback: a held guest function, or a built-in of the kernel (count, avg, distinct, sort, ...). */
@@ -91,6 +94,8 @@ const ALL_READERS = [...RUN_READERS, 'CommandReader']
 const OPS_WITH_ONE_FUNCTION = new Set(['map', 'flatmap', 'foreach', 'filter', 'accumulate', 'repartition'])
 const OPS_WITH_EXTRACTOR_AND_REDUCER = new Set(['localgroupby', 'groupby', 'batchgroupby'])
 const MAX_OPS = 10_000
+/** Most elements an iterable option (eventTypes, keyTypes, commands) may have. */
+export const MAX_ITEMS = 1000
 
 function fail(message: string): never {
   throw new GuestFacingError(message)
@@ -122,8 +127,14 @@ export function parseArg(value: unknown): ArgDesc {
     fields = {}
     for (const [key, field] of Object.entries(value['fields'])) fields[key] = parseArg(field)
   }
+  let items: ArgDesc[] | undefined
+  if (Array.isArray(value['items'])) {
+    if (value['items'].length > MAX_ITEMS) fail('gears: malformed argument')
+    items = (value['items'] as unknown[]).map(parseArg)
+  }
   return {
     t,
+    ...(items === undefined ? {} : { items }),
     ...(typeof i === 'number' ? { i } : {}),
     ...(typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? { v } : {}),
     f: value['f'] === true || t === 'missing' || t === 'null',
@@ -490,4 +501,210 @@ export function compileFlow(request: FlowRequest, started: boolean): CompiledFlo
     stages,
     reader: run.reader,
   }
+}
+
+// ---- register(prefix, options) --------------------------------------------------------------------
+
+/** The readers register() takes. */
+export type RegistrationReader = 'KeysReader' | 'StreamReader' | 'CommandReader'
+export type RegistrationMode = 'async' | 'async_local' | 'sync'
+
+/** The key types a KeysReader registration may filter on (RedisGears' names). */
+export const KEY_TYPES: readonly string[] = ['empty', 'string', 'list', 'hash', 'set', 'zset', 'module', 'stream']
+
+export interface KeysRegistrationArgs {
+  /** Trailing `*`: keys starting with the rest; otherwise exactly this key. */
+  readonly prefix: string
+  /** Lowercased event names, or null for every event. */
+  readonly eventTypes: readonly string[] | null
+  readonly keyTypes: readonly string[] | null
+  readonly readValue: boolean
+  /** Lowercased command names (the `commands=` filter), or null. Needs the RESP front. */
+  readonly commands: readonly string[] | null
+}
+
+export interface StreamRegistrationArgs {
+  readonly prefix: string
+  readonly batch: number
+  readonly durationMs: number
+  readonly onFailedPolicy: 'continue' | 'abort' | 'retry'
+  readonly onFailedRetryIntervalSec: number
+  readonly trimStream: boolean
+}
+
+export interface CommandRegistrationArgs {
+  readonly trigger: string | null
+  readonly hook: string | null
+  readonly keyprefix: string | null
+  readonly inorder: boolean
+}
+
+/** A checked, compiled register(): what a registration runs per event, and its reader's arguments. */
+export interface CompiledRegistration {
+  readonly reader: RegistrationReader
+  readonly desc: string | null
+  readonly mode: RegistrationMode
+  /** Every step, in place: a registration's execution runs on one shard (routes only pass records on). */
+  readonly steps: readonly KernelStep[]
+  /** The steps as RG.GETEXECUTION would list them. */
+  readonly display: readonly PlanStep[]
+  /** The held onRegistered function, or null. */
+  readonly onRegistered: number | null
+  readonly keys?: KeysRegistrationArgs
+  readonly stream?: StreamRegistrationArgs
+  readonly command?: CommandRegistrationArgs
+}
+
+/** A guest's `gears.register` payload: as `gears.run`'s (the arguments are register()'s). */
+export type RegisterRequest = FlowRequest
+
+/** Strings of an iterable option, with RedisGears' texts for what is not. */
+function stringItems(a: ArgDesc, notIterable: string, notString: string): string[] | null {
+  if (absent(a)) return null
+  if (a.items === undefined) fail(notIterable)
+  return a.items.map((item) => (item.t === 'string' ? String(item.v) : fail(notString)))
+}
+
+function numberOption(options: ArgDesc, name: string, fallback: number, message: string): number {
+  const value = option(options, name)
+  if (absent(value)) return fallback
+  if (value.t !== 'number') fail(message)
+  const n = numberOf(value)
+  if (!Number.isFinite(n)) fail(message)
+  return n
+}
+
+function stringOption(options: ArgDesc, name: string, message: string): string | null {
+  const value = option(options, name)
+  if (absent(value)) return null
+  if (value.t !== 'string') fail(message)
+  return String(value.v)
+}
+
+/** True when the command table has `name` (a command, not a subcommand). */
+function commandEntry(name: string): (typeof COMMAND_TABLE)[string] | undefined {
+  return Object.prototype.hasOwnProperty.call(COMMAND_TABLE, name) ? COMMAND_TABLE[name] : undefined
+}
+
+/**
+ * register()'s checks (spec §2.5, RedisGears' texts, in its order) and the compiled steps.
+ * `register(options)` (an object first) is the same as `register('*', options)`.
+ */
+export function compileRegistration(request: RegisterRequest): CompiledRegistration {
+  const dialect = DIALECTS[request.lang] ?? fail('gears.register: unknown guest language')
+  const start = checkBuilder(request.builder)
+  for (const op of request.ops) checkOp(op.op, op.args)
+  let prefixArg = arg(request.args, 0)
+  let options = arg(request.args, 1)
+  if (prefixArg.t === 'object' && absent(options)) {
+    options = prefixArg
+    prefixArg = { t: 'missing', f: true }
+  }
+  if (absent(options)) options = { t: 'object', f: false, fields: {} }
+  if (options.t !== 'object') fail('register options must be an object')
+  // `regex` is RedisGears' deprecated name of prefix.
+  if (prefixArg.t === 'missing') prefixArg = option(options, 'prefix')
+  if (prefixArg.t === 'missing') prefixArg = option(options, 'regex')
+  // RedisGears' register(prefix='*'): the builder's defaultArg is run()'s, not register()'s.
+  if (prefixArg.t === 'missing') prefixArg = { t: 'string', v: '*', f: false }
+  const prefix = regex(prefixArg)
+  const modeArg = option(options, 'mode')
+  const mode = absent(modeArg) ? 'async' : modeArg.t === 'string' ? String(modeArg.v) : fail('execution mode must be a string')
+  if (mode !== 'async' && mode !== 'async_local' && mode !== 'sync') fail('unknown execution mode')
+  const onRegisteredArg = option(options, 'onRegistered')
+  let onRegistered: number | null = null
+  if (!absent(onRegisteredArg)) {
+    if (onRegisteredArg.t !== 'function' || onRegisteredArg.i === undefined) fail('OnRegistered argument must be a function')
+    onRegistered = onRegisteredArg.i
+  }
+  let keys: KeysRegistrationArgs | undefined
+  let stream: StreamRegistrationArgs | undefined
+  let command: CommandRegistrationArgs | undefined
+  switch (start.reader) {
+    case 'KeysReader': {
+      const eventTypes = stringItems(option(options, 'eventTypes'), 'given eventTypes is not iterable', 'given event type is not string')
+      const keyTypes = stringItems(option(options, 'keyTypes'), 'given keyTypes is not iterable', 'given key type is not string')
+      for (const type of keyTypes ?? []) if (!KEY_TYPES.includes(type)) fail('unknown key type')
+      const readValue = boolOption(options, 'readValue', true, 'readValue is not boolean')
+      const commands = stringItems(option(options, 'commands'), 'given commands is not iterable', 'given command type is not string')
+      for (const name of commands ?? []) {
+        const entry = commandEntry(name.toLowerCase())
+        if (entry === undefined) fail(`Failed getting command info for ${name}, bad reply`)
+        if (entry.flags.includes('movablekeys') && prefix !== '*') fail('Can not hook a command with moveable keys by key prefix')
+        if (entry.flags.includes('noscript')) fail('Can not hook a command which are not allowed inside a script')
+      }
+      keys = {
+        prefix,
+        eventTypes: eventTypes === null ? null : eventTypes.map((e) => e.toLowerCase()),
+        keyTypes,
+        readValue,
+        commands: commands === null ? null : commands.map((c) => c.toLowerCase()),
+      }
+      break
+    }
+    case 'StreamReader': {
+      const batch = numberOption(options, 'batch', 1, 'batch argument must be a number')
+      const durationMs = numberOption(options, 'duration', 0, 'duration argument must be a number')
+      const policyArg = option(options, 'onFailedPolicy')
+      let policy = 'continue'
+      if (!absent(policyArg)) {
+        if (policyArg.t !== 'string') fail('onFailedPolicy must be a string (Continue/Abort/Retry)')
+        policy = String(policyArg.v).toLowerCase()
+        if (policy !== 'continue' && policy !== 'abort' && policy !== 'retry') fail('onFailedPolicy must be Continue/Abort/Retry')
+      }
+      const retry = numberOption(options, 'onFailedRetryInterval', 1, 'retryInterval argument must be a number')
+      const trimStream = boolOption(options, 'trimStream', true, 'pyTrimmStream argument must be a boolean')
+      if (mode === 'sync' && policy !== 'continue') fail('ExecutionMode sync can only be combined with OnFailedPolicy Continue')
+      stream = { prefix, batch, durationMs, onFailedPolicy: policy as StreamRegistrationArgs['onFailedPolicy'], onFailedRetryIntervalSec: retry, trimStream }
+      break
+    }
+    case 'CommandReader': {
+      const trigger = stringOption(options, 'trigger', 'trigger argument is not string')
+      const keyprefix = stringOption(options, 'keyprefix', 'keyprefix argument is not string')
+      const hook = stringOption(options, 'hook', 'hook argument is not string')
+      const inorder = boolOption(options, 'inorder', false, 'inorder argument is be boolean')
+      if (trigger !== null && (keyprefix !== null || hook !== null)) fail('trigger argument can not be given with keyprefix or hook')
+      if (trigger === null && hook === null) fail('no trigger or hook argument was given')
+      if (hook !== null) {
+        const entry = commandEntry(hook.toLowerCase())
+        if (entry === undefined) fail('Can not override an unexisting command')
+        if (entry.flags.includes('noscript')) fail('Can not override a command which are not allowed inside a script')
+        if (entry.flags.includes('movablekeys') && keyprefix !== null) fail('Can not override a command with moveable keys by key prefix')
+      }
+      command = { trigger, hook, keyprefix, inorder }
+      break
+    }
+    default:
+      fail('given reader does not exists or does not support register')
+  }
+  const d = new Desugar(dialect)
+  d.show('reader', start.reader, prefix)
+  for (const op of request.ops) desugar(d, op)
+  const flag = (name: string): boolean => {
+    const value = option(options, name)
+    return value.t === 'missing' ? true : value.f !== true
+  }
+  if (flag('convertToStr')) d.push({ k: 'tostr', d: d.show('map', 'convertToStr') })
+  if (flag('collect')) d.collect()
+  return {
+    reader: start.reader,
+    desc: start.desc,
+    mode,
+    steps: d.steps,
+    display: d.display,
+    onRegistered,
+    ...(keys === undefined ? {} : { keys }),
+    ...(stream === undefined ? {} : { stream }),
+    ...(command === undefined ? {} : { command }),
+  }
+}
+
+/** The KeysReader prefix rule (not a glob): a trailing `*` matches keys starting with the rest, else the exact key. */
+export function prefixMatches(prefix: string, key: string): boolean {
+  return prefix.endsWith('*') ? key.startsWith(prefix.slice(0, -1)) : key === prefix
+}
+
+/** True when two compiled registrations are the same (a re-evaluation registered what the first run did). */
+export function samePlanOf(a: CompiledRegistration, b: CompiledRegistration): boolean {
+  return JSON.stringify(a) === JSON.stringify(b)
 }

@@ -22,6 +22,11 @@ export function stageEntry(stage: number): GuestEntry {
   return { entry: '__gearbox_gears_stage', args: [Math.trunc(stage)] }
 }
 
+/** The entry of one execution of the script's `index`-th registration: an event's steps, or its onRegistered. */
+export function registrationEntry(index: number, kind: 'event' | 'registered'): GuestEntry {
+  return { entry: '__gearbox_gears_registration', args: [Math.trunc(index), kind] }
+}
+
 function jobOf(source: string, limits: Limits, entry: GuestEntry): ExecutionJob {
   return {
     engine: 'quickjs',
@@ -41,6 +46,11 @@ export function scriptJob(source: string, limits: Limits, boundary = true): Exec
 /** The job of one distributed stage: the script evaluated again, then the prelude's stage entry runs stage `stage`. */
 export function stageJob(source: string, limits: Limits, stage: number): ExecutionJob {
   return jobOf(source, limits, stageEntry(stage))
+}
+
+/** The job of one registration execution: the script evaluated again (its top level replayed), then the registration entry. */
+export function registrationJob(source: string, limits: Limits, index: number, kind: 'event' | 'registered'): ExecutionJob {
+  return jobOf(source, limits, registrationEntry(index, kind))
 }
 
 /** What a script execution's entry says the script did: top-level code only, or a run() (its execution id). */

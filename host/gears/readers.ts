@@ -167,7 +167,7 @@ function statusText(reply: RedisReply | RedisReplyError): string {
 }
 
 /** The command that reads a whole value of `type`, or undefined for types without a value here. */
-function readCommand(type: string, key: Uint8Array): RedisArg[] | undefined {
+export function readCommand(type: string, key: Uint8Array): RedisArg[] | undefined {
   switch (type) {
     case 'string':
       return ['GET', key]
@@ -204,7 +204,7 @@ function valueJson(type: string, reply: RedisReply, batch: JsonBatch): string {
 }
 
 /** Redis TYPE names the record keeps; module types (e.g. ReJSON-RL) are reported as 'module'. */
-function recordType(type: string): string {
+export function recordType(type: string): string {
   switch (type) {
     case 'string':
     case 'hash':

@@ -16,12 +16,16 @@ import { AbortedError, SandboxError } from '../errors.js'
 import { parseGuestOutcome, scriptJob } from './jobs.js'
 import { createHostHandler, type HostOp } from '../runtime/handler.js'
 import type { GearsLogger } from '../runtime/logger.js'
-import type { TopLevelMode } from '../runtime/replay.js'
 import type { RedisBackend } from '../redis/types.js'
 import type { ExecutionHandle, ExecutionJob, HostHandler, Limits } from '../sandbox/types.js'
 import { GearsRun } from './batch-run.js'
+import type { CompiledRegistration } from './flow.js'
+import type { TopLevelMode } from '../runtime/replay.js'
 import type { Execution, ExecutionRegistry } from './executions.js'
 import { resultsReply } from './result-reply.js'
+import type { RegistrationRegistry } from './registrations.js'
+import { TopLevelRecording } from '../runtime/replay.js'
+import { GuestFacingError } from '../runtime/guest-facing-error.js'
 
 /** A reply of `Gearbox.execute`: RESP-shaped plain values (bulk strings as strings). */
 export type ExecuteReply = string | number | bigint | null | Uint8Array | readonly ExecuteReply[]
@@ -58,6 +62,8 @@ export interface SessionDeps {
   readonly batchSize?: number
   /** KeysReader pages read by a script inside Redis when EVAL is allowed. Default true. */
   readonly serverSideReads?: boolean
+  /** Where register() calls go; without it register() is refused. */
+  readonly registrations?: RegistrationRegistry
 }
 
 export interface ExecuteScriptOptions {
@@ -85,13 +91,27 @@ export { scriptEntry, scriptJob } from './jobs.js'
 export async function executeScript(deps: SessionDeps, source: string, options: ExecuteScriptOptions): Promise<ScriptOutcome> {
   const { signal } = options
   if (signal?.aborted) throw new AbortedError()
+  const registrations = deps.registrations
+  // A script that registers needs its top level recorded: its registrations' executions replay it.
+  const topLevelMode: TopLevelMode | undefined =
+    options.topLevel ?? (registrations === undefined ? undefined : { mode: 'record', recording: new TopLevelRecording() })
+  const shardId = registrations === undefined ? undefined : (await deps.backend.currentShard()).id
   const run = new GearsRun(
     { ...deps, registry: deps.executions },
     {
       source,
       limits: options.limits,
       ...(options.profile === undefined ? {} : { profile: options.profile }),
-      ...(options.topLevel === undefined ? {} : { topLevel: options.topLevel }),
+      ...(topLevelMode === undefined ? {} : { topLevel: topLevelMode }),
+      ...(registrations === undefined || shardId === undefined
+        ? {}
+        : {
+            registrationId: (_index: number, compiled: CompiledRegistration) => {
+              const trigger = compiled.command?.trigger ?? null
+              if (trigger !== null && registrations.hasTrigger(trigger)) throw new GuestFacingError('trigger already registered')
+              return registrations.newId(shardId)
+            },
+          }),
     },
   )
   const topLevel = run.topLevel
@@ -125,10 +145,23 @@ export async function executeScript(deps: SessionDeps, source: string, options: 
       await disposed
       throw error
     }
-    if (settled.kind === 'no-run') {
-      await disposed
+    if (settled.kind === 'no-run') await disposed
+    if (run.registrations.length > 0 && registrations !== undefined && topLevelMode !== undefined) {
+      // The top level finished: the registrations apply now, all or nothing (RG.PYEXECUTE replies OK).
+      if (settled.kind === 'run') {
+        await settled.execution.whenDone()
+        deps.executions.forget(settled.execution)
+      }
+      await registrations.apply({
+        id: registrations.newSessionId(),
+        source,
+        recording: topLevelMode.recording,
+        limits: options.limits,
+        registrations: [...run.registrations],
+      })
       return { kind: 'ok' }
     }
+    if (settled.kind === 'no-run') return { kind: 'ok' }
     const execution = settled.execution
     if (options.unblocking === true) return { kind: 'run', execution, unblocking: true }
     await execution.whenDone()

@@ -60,6 +60,8 @@ import type {
   RedisReply,
   ScanOptions,
   ScanPage,
+  Subscription,
+  SubscriptionListener,
 } from './types.js'
 
 /**
@@ -245,6 +247,8 @@ class GearboxRedisBackend implements RedisBackend {
   private readonly db: number | undefined
   private readonly functionUser: { readonly username: string; readonly password: string; readonly managed: boolean }
   private readonly nodes = new Map<string, Node>()
+  /** Subscriber connections (keyspace notifications), closed with the backend. */
+  private readonly subscribers = new Set<RedisConnection>()
   /** Standalone: the one node. Cluster: the seeds, tried in turn for the topology. */
   private readonly seeds: Node[] = []
   private topology: Promise<ShardInfo[]> | undefined
@@ -683,9 +687,69 @@ class GearboxRedisBackend implements RedisBackend {
     return { cursor: new TextDecoder().decode(next), keys: keys as Uint8Array[] }
   }
 
+  async subscribe(shardId: string, patterns: readonly string[], listener: SubscriptionListener): Promise<Subscription> {
+    if (this.closed) throw new ClosedError('the Redis backend is closed')
+    const node = await this.shardNode(shardId)
+    let readyCount = 0
+    let firstSubscribed!: () => void
+    const subscribedOnce = new Promise<void>((resolve) => (firstSubscribed = resolve))
+    const conn: RedisConnection = new RedisConnection({
+      address: node.address,
+      tls: this.tls,
+      ...this.credentials,
+      db: this.db,
+      connectTimeoutMs: this.connectTimeoutMs,
+      maxReconnectDelayMs: this.maxReconnectDelayMs,
+      reconnect: true,
+      onError: (error) => {
+        this.lastError = error
+      },
+      onPush: (message) => {
+        // ['message', channel, payload] or ['pmessage', pattern, channel, payload]
+        const channel = message[message.length - 2]
+        const payload = message[message.length - 1]
+        if (channel instanceof Uint8Array && payload instanceof Uint8Array) listener.message(channel, payload)
+      },
+      onReady: () => {
+        const resubscribed = readyCount++ > 0
+        // Sent while ready (first in line): the reply is the subscription's confirmation.
+        void conn.send(['PSUBSCRIBE', ...patterns], 64 * 1024, 'the subscribe budget').then(
+          () => {
+            listener.subscribed(resubscribed)
+            firstSubscribed()
+          },
+          () => undefined,
+        )
+      },
+    })
+    this.subscribers.add(conn)
+    const subscription: Subscription = {
+      close: async () => {
+        this.subscribers.delete(conn)
+        await conn.close(false)
+      },
+    }
+    const timeout = new Promise<never>((_, reject) => {
+      const timer = setTimeout(
+        () => reject(new ConnectionError(`could not subscribe on Redis ${conn.description} within connectTimeoutMs (${this.connectTimeoutMs} ms)`)),
+        this.connectTimeoutMs,
+      )
+      void subscribedOnce.then(() => clearTimeout(timer))
+    })
+    try {
+      await Promise.race([subscribedOnce, timeout])
+    } catch (error) {
+      await subscription.close()
+      throw error
+    }
+    return subscription
+  }
+
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
+    await Promise.all([...this.subscribers].map((conn) => conn.close(false)))
+    this.subscribers.clear()
     const nodes = [...this.nodes.values()]
     const closing: Promise<void>[] = []
     for (const node of nodes) closing.push(...node.closeAll())

@@ -41,6 +41,21 @@ export interface ConnectionConfig {
   readonly prepare?: (() => Promise<void>) | undefined
   /** Told about every connection failure (the backend keeps the last for messages). */
   readonly onError?: ((error: Error) => void) | undefined
+  /**
+   * A subscriber connection: pub/sub messages (RESP2 arrays `message`/`pmessage`) go here
+   * instead of answering a command. Only for a connection used for (P)SUBSCRIBE alone.
+   */
+  readonly onPush?: ((message: readonly RedisReply[]) => void) | undefined
+  /** Told each time the connection is ready (after the handshake): a subscriber subscribes again. */
+  readonly onReady?: (() => void) | undefined
+}
+
+/** True for a RESP2 pub/sub message array: ['message', channel, payload] or ['pmessage', pattern, channel, payload]. */
+function isPushMessage(value: RedisReply): value is RedisReply[] {
+  if (!Array.isArray(value) || value.length < 3) return false
+  const kind = value[0]
+  const text = kind instanceof Uint8Array ? Buffer.from(kind.buffer, kind.byteOffset, kind.byteLength).toString('latin1') : kind
+  return (text === 'message' && value.length === 3) || (text === 'pmessage' && value.length === 4)
 }
 
 /** One shared batcher: commands written in one tick leave in one write per socket. */
@@ -245,6 +260,11 @@ export class RedisConnection implements ReplySink {
   }
 
   reply(value: RedisReply): void {
+    const onPush = this.config.onPush
+    if (onPush !== undefined && isPushMessage(value)) {
+      onPush(value)
+      return
+    }
     const pending = this.inFlight.shift()
     if (!pending) return
     if (pending.timer) clearTimeout(pending.timer)
@@ -273,6 +293,7 @@ export class RedisConnection implements ReplySink {
         this.status = Status.Ready
         this.attempts = 0
         this.fatal = undefined
+        this.config.onReady?.()
         for (const waiter of [...this.waiters]) waiter.ok()
       },
       (error: Error) => {

@@ -83,7 +83,29 @@ export interface DedicatedConnection {
   release(): void
 }
 
+/** What a pub/sub subscription tells its owner. */
+export interface SubscriptionListener {
+  /** A message: the channel and the payload (bytes, as Redis sent them). */
+  message(channel: Uint8Array, payload: Uint8Array): void
+  /**
+   * The subscriber connection is (again) subscribed. `resubscribed` is true after a reconnection:
+   * messages published while it was disconnected are lost (pub/sub keeps nothing).
+   */
+  subscribed(resubscribed: boolean): void
+}
+
+/** A dedicated subscriber connection (see {@link RedisBackend.subscribe}). */
+export interface Subscription {
+  close(): Promise<void>
+}
+
 export interface RedisBackend {
+  /**
+   * Opens a subscriber connection to one master as the configured (internal) user and
+   * PSUBSCRIBEs `patterns` on it, again after every reconnection. Resolves once first subscribed.
+   * Optional: a backend without it cannot feed KeysReader registrations.
+   */
+  subscribe?(shardId: string, patterns: readonly string[], listener: SubscriptionListener): Promise<Subscription>
   readonly mode: 'standalone' | 'cluster'
   /**
    * Sends one command: a function's command (not `internal`) as the function ACL user, an

@@ -95,11 +95,11 @@ t("a callback that uses a replaced builtin fails with its own error; the other r
   assert.equal(out, { results: [1, 3], errors: ['Error: push hijacked'] })
 })
 
-t('register() answers a coded error: registrations are not built yet', async () => {
-  const error = await box().failure("GB('KeysReader').map(r => r).register('*')")
+t('a StreamReader register() answers a coded error: stream registrations are not built yet', async () => {
+  const error = await box().failure("GB('StreamReader').map(r => r).register('s*')")
   assert.instance(error, GuestError)
   assert.is((error as GuestError).guestCode, 'ERR_GEARBOX_NOT_BUILT')
-  assert.match(error.message, 'registrations are not built yet')
+  assert.match(error.message, 'StreamReader registrations are not built yet')
   // Other executions are unaffected.
   assert.equal(await box().run("GB('PythonReader').run(function* () { yield 'ok' })"), [['ok'], []])
 })

@@ -387,8 +387,8 @@ attack({
 })
 
 attack({
-  name: 'register() says registrations are not built yet',
-  script: `GB().register('x')`,
+  name: 'a StreamReader register() says stream registrations are not built yet',
+  script: `GB('StreamReader').register('x')`,
   expect: async (outcome) => {
     const { message } = await failureCode(outcome)
     assert.match(message, /regist/i)

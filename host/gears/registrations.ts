@@ -1,0 +1,479 @@
+/**
+ * Registrations (RedisGears `register()`), held in this host's memory: what a session's script
+ * registered, their stats (RG.DUMPREGISTRATIONS' fields), and their executions.
+ *
+ * A registration's execution evaluates its session's script again with the top level's host calls
+ * replayed from the session's first run (runtime/replay.ts: no side effect of the top level
+ * repeats; the functions, globals and closures it built are back), then calls the prelude's
+ * registration entry, which runs the registered steps over the event's records with the gears
+ * kernel, in place, on the shard the event belongs to.
+ *
+ * Events: CommandReader triggers come from `trigger()` / `triggerOnKey()`; KeysReader events from
+ * keyspace notifications (gears/keyspace.ts) through {@link RegistrationRegistry.keyEvent}. Events
+ * of one key run one after another, in arrival order; each registration queues at most
+ * {@link REGISTRATION_QUEUE_SIZE} events, and drops (and counts, `numDropped`) what comes past that.
+ */
+import { keySlot } from '../cluster/slots.js'
+import { shardOwningSlot } from '../cluster/topology.js'
+import { AbortedError, GearboxError, RegistrationError, RegistrationNotFoundError, TopLevelRecordingLimitError, TriggerNotFoundError } from '../errors.js'
+import type { RedisBackend, RedisReply, ShardInfo } from '../redis/types.js'
+import { createHostHandler } from '../runtime/handler.js'
+import type { GearsLogger } from '../runtime/logger.js'
+import { topLevelRecordingLimitMessage, type TopLevelRecording } from '../runtime/replay.js'
+import { replyValue, type WireValue } from '../runtime/wire.js'
+import type { Limits } from '../sandbox/types.js'
+import { DEFAULT_BATCH_SIZE, emitChars, FlowRequests, heldCost, parseEmit, withOps } from './batch-run.js'
+import { prefixMatches, samePlanOf, type CompiledRegistration } from './flow.js'
+import { registrationJob } from './jobs.js'
+import { readCommand, recordType } from './readers.js'
+import type { ExecutionStarter } from './session.js'
+
+/** Events one registration holds at most (queued or running); more are dropped and counted (`numDropped`). */
+export const REGISTRATION_QUEUE_SIZE = 10_000
+
+/** RG.DUMPREGISTRATIONS' RegistrationData, plus gearbox's own counters. */
+export interface RegistrationData {
+  readonly mode: string
+  readonly numTriggered: number
+  readonly numSuccess: number
+  readonly numFailures: number
+  readonly numAborted: number
+  readonly lastRunDurationMS: number
+  readonly totalRunDurationMS: number
+  readonly avgRunDurationMS: number
+  /** The last failure's text (a coded host error as `CODE: message`), or null. */
+  readonly lastError: string | null
+  /** The reader's arguments as RG.DUMPREGISTRATIONS lists them (a flat [name, value, ...] list). */
+  readonly args: readonly WireValue[]
+  /** 'OK' when events reach it; 'INACTIVE' when it needs what gearbox does not have yet (see `inactiveReason`). */
+  readonly status: 'OK' | 'INACTIVE'
+  /** Why it is inactive (e.g. hooks need the RESP front), or null. */
+  readonly inactiveReason: string | null
+  /** Events dropped because its queue was full ({@link REGISTRATION_QUEUE_SIZE}). */
+  readonly numDropped: number
+  /** Keyspace events lost while a subscriber connection was down (reconnections counted, not events: pub/sub cannot tell). */
+  readonly numSubscriberGaps: number
+}
+
+/** One registration as `registrations.list()` gives it (RG.DUMPREGISTRATIONS' entry). */
+export interface RegistrationInfo {
+  readonly id: string
+  readonly reader: string
+  readonly desc: string | null
+  readonly RegistrationData: RegistrationData
+  /** The session (script execution) that registered it. */
+  readonly session: string
+}
+
+/** What registrations run against (a Gearbox's). */
+export interface RegistrationHost {
+  readonly pool: ExecutionStarter
+  readonly backend: RedisBackend
+  readonly logger: GearsLogger
+  readonly config: Readonly<Record<string, string>>
+  readonly atomicRetries: number
+  readonly batchSize?: number
+  /** Events one registration holds at most. Default {@link REGISTRATION_QUEUE_SIZE}. */
+  readonly queueSize?: number
+}
+
+/** A session: one script that registered, what its first run recorded, and the limits its executions get. */
+export interface RegisteringSession {
+  readonly id: string
+  readonly source: string
+  readonly recording: TopLevelRecording
+  readonly limits: Limits
+  readonly registrations: readonly { readonly id: string; readonly compiled: CompiledRegistration }[]
+}
+
+/** Starts and stops the keyspace-notification feed (gears/keyspace.ts); the registry calls it. */
+export interface KeyEventFeed {
+  /** Makes sure every master's notifications arrive; rejects with a coded error (e.g. KeyspaceNotificationsError). */
+  start(): Promise<void>
+  close(): Promise<void>
+}
+
+interface Outcome {
+  readonly results: WireValue[]
+  readonly errors: string[]
+}
+
+class Registration {
+  numTriggered = 0
+  numSuccess = 0
+  numFailures = 0
+  numAborted = 0
+  numDropped = 0
+  numSubscriberGaps = 0
+  lastRunMs = 0
+  totalRunMs = 0
+  lastError: string | null = null
+  /** Events queued or running. */
+  pending = 0
+  /** The tail of each key's chain of events (deleted when it ran out). */
+  readonly keyChains = new Map<string, Promise<void>>()
+  active = true
+
+  constructor(
+    readonly id: string,
+    readonly index: number,
+    readonly compiled: CompiledRegistration,
+    readonly session: RegisteringSession,
+    readonly inactiveReason: string | null,
+  ) {}
+
+  get trigger(): string | null {
+    return this.inactiveReason === null ? (this.compiled.command?.trigger ?? null) : null
+  }
+
+  clearStats(): void {
+    this.numTriggered = this.numSuccess = this.numFailures = this.numAborted = this.numDropped = this.numSubscriberGaps = 0
+    this.lastRunMs = this.totalRunMs = 0
+    this.lastError = null
+  }
+
+  info(): RegistrationInfo {
+    const c = this.compiled
+    let args: WireValue[] = []
+    if (c.keys !== undefined) {
+      args = ['regex', c.keys.prefix, 'eventTypes', c.keys.eventTypes === null ? null : [...c.keys.eventTypes], 'keyTypes', c.keys.keyTypes === null ? null : [...c.keys.keyTypes], 'hookCommands', c.keys.commands === null ? null : [...c.keys.commands]]
+    } else if (c.command !== undefined) {
+      args =
+        c.command.trigger !== null
+          ? ['trigger', c.command.trigger, 'inorder', c.command.inorder ? 1 : 0]
+          : ['hook', c.command.hook, 'keyprefix', c.command.keyprefix, 'inorder', c.command.inorder ? 1 : 0]
+    }
+    const runs = this.numSuccess + this.numFailures
+    return {
+      id: this.id,
+      reader: c.reader,
+      desc: c.desc,
+      session: this.session.id,
+      RegistrationData: {
+        mode: c.mode,
+        numTriggered: this.numTriggered,
+        numSuccess: this.numSuccess,
+        numFailures: this.numFailures,
+        numAborted: this.numAborted,
+        lastRunDurationMS: Math.round(this.lastRunMs),
+        totalRunDurationMS: Math.round(this.totalRunMs),
+        avgRunDurationMS: runs === 0 ? 0 : this.totalRunMs / runs,
+        lastError: this.lastError,
+        args,
+        status: this.inactiveReason === null ? 'OK' : 'INACTIVE',
+        inactiveReason: this.inactiveReason,
+        numDropped: this.numDropped,
+        numSubscriberGaps: this.numSubscriberGaps,
+      },
+    }
+  }
+}
+
+/** Why a registration cannot be active in the library yet, or null. */
+function inactiveReasonOf(c: CompiledRegistration): string | null {
+  if (c.mode === 'sync') return "mode 'sync' runs inside the triggering command: it needs the RESP front (gearbox serve), not built yet"
+  if (c.command?.hook !== undefined && c.command.hook !== null) return 'command hooks need the RESP front (gearbox serve), not built yet'
+  if (c.keys?.commands !== undefined && c.keys.commands !== null) return "the 'commands' filter needs the RESP front (gearbox serve), not built yet"
+  return null
+}
+
+/** The text a failed execution leaves in lastError / errors: a coded host error keeps its code. */
+function failureText(error: unknown): string {
+  if (error instanceof GearboxError) return `${error.code}: ${error.message}`
+  return error instanceof Error ? error.message : String(error)
+}
+
+const textDecoder = new TextDecoder('utf-8', { fatal: true })
+
+/** A bulk reply as text (UTF-8), or the bytes when they are not UTF-8. */
+function bulk(reply: RedisReply): WireValue {
+  if (reply instanceof Uint8Array) {
+    try {
+      return textDecoder.decode(reply)
+    } catch {
+      return reply
+    }
+  }
+  if (typeof reply === 'string' || typeof reply === 'number' || reply === null) return reply
+  return null
+}
+
+/** A value read with readers.ts readCommand, in the KeysReader record's shape. */
+function recordValue(type: string, reply: RedisReply): WireValue {
+  const flat = Array.isArray(reply) ? reply : []
+  switch (type) {
+    case 'string':
+      return bulk(reply)
+    case 'list':
+    case 'set':
+      return flat.map(bulk)
+    case 'hash': {
+      const out: Record<string, WireValue> = {}
+      for (let i = 0; i + 1 < flat.length; i += 2) out[String(bulk(flat[i] ?? null))] = bulk(flat[i + 1] ?? null)
+      return out
+    }
+    case 'zset': {
+      const out: WireValue[] = []
+      for (let i = 0; i + 1 < flat.length; i += 2) out.push([bulk(flat[i] ?? null), Number(bulk(flat[i + 1] ?? null))])
+      return out
+    }
+    default:
+      return null
+  }
+}
+
+export class RegistrationRegistry {
+  readonly #host: RegistrationHost
+  readonly #registrations = new Map<string, Registration>()
+  readonly #feed: KeyEventFeed | undefined
+  #feedStarted: Promise<void> | undefined
+  #counter = 0
+  #sessions = 0
+  #closed = false
+
+  constructor(host: RegistrationHost, feed?: KeyEventFeed) {
+    this.#host = host
+    this.#feed = feed
+  }
+
+  /** A new id for a register() call, `<shard id>-<n>` as RedisGears' (never reused, even when the script then fails). */
+  newId(shardId: string): string {
+    return `${shardId}-${++this.#counter}`
+  }
+
+  /** A new session id. */
+  newSessionId(): string {
+    return `session-${++this.#sessions}`
+  }
+
+  /** The registration of trigger `name`, if any (also what register() checks, `trigger already registered`). */
+  hasTrigger(name: string): boolean {
+    for (const r of this.#registrations.values()) if (r.trigger === name) return true
+    return false
+  }
+
+  /**
+   * Applies a session's registrations, all or nothing: a trigger name taken meanwhile, or a
+   * keyspace feed that cannot start, applies none. Then calls their onRegistered functions.
+   */
+  async apply(session: RegisteringSession): Promise<void> {
+    // Every execution replays the top level: a recording that overflowed cannot serve them.
+    const overflow = session.recording.overflow
+    if (overflow !== undefined) throw new TopLevelRecordingLimitError(topLevelRecordingLimitMessage(overflow))
+    const added: Registration[] = []
+    for (const [index, { id, compiled }] of session.registrations.entries()) {
+      const trigger = compiled.command?.trigger ?? null
+      if (trigger !== null && this.hasTrigger(trigger)) throw new RegistrationError('trigger already registered')
+      added.push(new Registration(id, index, compiled, session, inactiveReasonOf(compiled)))
+    }
+    if (added.some((r) => r.inactiveReason === null && r.compiled.keys !== undefined)) await this.#startFeed()
+    for (const r of added) this.#registrations.set(r.id, r)
+    for (const r of added) {
+      if (r.compiled.onRegistered === null) continue
+      const outcome = await this.#execute(r, 'registered', [], undefined)
+      const first = outcome.errors[0]
+      if (first !== undefined) this.#host.logger.log('warning', `onRegistered of registration ${r.id} failed: ${first}`)
+    }
+  }
+
+  #startFeed(): Promise<void> {
+    const feed = this.#feed
+    if (feed === undefined) return Promise.reject(new RegistrationError('KeysReader registrations need a keyspace feed; this registry has none'))
+    this.#feedStarted ??= feed.start().catch((error: unknown) => {
+      this.#feedStarted = undefined
+      throw error
+    })
+    return this.#feedStarted
+  }
+
+  list(): RegistrationInfo[] {
+    return [...this.#registrations.values()].map((r) => r.info())
+  }
+
+  /** Stops a registration's new events (running ones finish). @throws RegistrationNotFoundError */
+  unregister(id: string): void {
+    const r = this.#registrations.get(id)
+    if (r === undefined) throw new RegistrationNotFoundError()
+    r.active = false
+    this.#registrations.delete(id)
+  }
+
+  clearStats(): void {
+    for (const r of this.#registrations.values()) r.clearStats()
+  }
+
+  /**
+   * RG.TRIGGER / RG.TRIGGERONKEY: runs trigger `name`'s steps over `[name, ...args]` (with `key`,
+   * `[name, key, ...args]` on the key's shard). Resolves with the results; rejects with the first
+   * error (RegistrationError) when the execution had any.
+   * @throws TriggerNotFoundError `ERR subcommand not found`
+   */
+  async trigger(name: string, args: readonly string[], key?: string): Promise<WireValue[]> {
+    let found: Registration | undefined
+    for (const r of this.#registrations.values()) if (r.trigger === name) found = r
+    if (found === undefined) throw new TriggerNotFoundError()
+    const record: WireValue = key === undefined ? [name, ...args] : [name, key, ...args]
+    const shard = key === undefined ? undefined : await this.#shardOfKey(key)
+    const outcome = await this.#execute(found, 'event', [record], shard)
+    const first = outcome.errors[0]
+    if (first !== undefined) throw new RegistrationError(first)
+    return outcome.results
+  }
+
+  async #shardOfKey(key: string): Promise<ShardInfo> {
+    const backend = this.#host.backend
+    if (backend.mode === 'standalone') return backend.currentShard()
+    return shardOwningSlot(await backend.shards(), keySlot(key)) ?? (await backend.currentShard())
+  }
+
+  /** The feed lost events of `shard` (a subscriber reconnected): counted on every keyspace registration. */
+  subscriberGap(shardId: string): void {
+    for (const r of this.#registrations.values()) {
+      if (r.compiled.keys === undefined || r.inactiveReason !== null) continue
+      r.numSubscriberGaps++
+    }
+    this.#host.logger.log('warning', `keyspace notifications of shard ${shardId} were lost while its subscriber was disconnected (resubscribed)`)
+  }
+
+  /** A keyspace notification: `event` happened to `key` on `shard` (`local`: the shard this host's async_local registrations serve). */
+  keyEvent(shard: ShardInfo, local: boolean, key: string, event: string): void {
+    if (this.#closed) return
+    const lowered = event.toLowerCase()
+    for (const r of this.#registrations.values()) {
+      const k = r.compiled.keys
+      if (k === undefined || !r.active || r.inactiveReason !== null) continue
+      if (r.compiled.mode === 'async_local' && !local) continue
+      if (!prefixMatches(k.prefix, key)) continue
+      if (k.eventTypes !== null && !k.eventTypes.includes(lowered)) continue
+      if (r.pending >= (this.#host.queueSize ?? REGISTRATION_QUEUE_SIZE)) {
+        r.numDropped++
+        continue
+      }
+      r.pending++
+      // The record is read now (reads leave in arrival order on the shard's internal connection),
+      // so it is as close to the event as pub/sub allows; a write right after may still show.
+      const record = this.#keyRecord(shard, key, event, k.readValue, k.keyTypes).then(
+        (value) => ({ ok: true as const, value }),
+        (error: unknown) => ({ ok: false as const, error }),
+      )
+      // Events of one key run in arrival order: each waits for the key's previous one.
+      const previous = r.keyChains.get(key) ?? Promise.resolve()
+      const next = previous.then(() => this.#keyExecution(r, shard, record))
+      r.keyChains.set(key, next)
+      void next.finally(() => {
+        r.pending--
+        if (r.keyChains.get(key) === next) r.keyChains.delete(key)
+      })
+    }
+  }
+
+  async #keyExecution(r: Registration, shard: ShardInfo, read: Promise<{ ok: true; value: WireValue } | { ok: false; error: unknown }>): Promise<void> {
+    const record = await read
+    if (!r.active || this.#closed) return
+    if (!record.ok) {
+      r.numTriggered++
+      r.numFailures++
+      r.lastError = failureText(record.error)
+      return
+    }
+    if (record.value === null) return // filtered out by keyTypes
+    await this.#execute(r, 'event', [record.value], shard)
+  }
+
+  /** The record RedisGears gives a KeysReader registration: {key, event} or {key, event, type, value}; null when keyTypes filters it out. */
+  async #keyRecord(shard: ShardInfo, key: string, event: string, readValue: boolean, keyTypes: readonly string[] | null): Promise<WireValue> {
+    const backend = this.#host.backend
+    if (!readValue && keyTypes === null) return { key, event }
+    const typeReply = await backend.call(['TYPE', key], { internal: true, shard: shard.id })
+    const type = recordType(typeof typeReply === 'string' ? typeReply : String(bulk(typeReply)))
+    if (keyTypes !== null && !keyTypes.includes(type)) return null
+    if (!readValue) return { key, event }
+    const command = type === 'stream' ? undefined : readCommand(type, new TextEncoder().encode(key))
+    const value = command === undefined ? null : recordValue(type, await backend.call(command, { internal: true, shard: shard.id }))
+    return { key, event, type, value }
+  }
+
+  /** One execution of registration `r`: the script re-evaluated under replay, then its entry. */
+  async #execute(r: Registration, kind: 'event' | 'registered', records: WireValue[], shard: ShardInfo | undefined): Promise<Outcome> {
+    const host = this.#host
+    const session = r.session
+    const limits = session.limits
+    if (kind === 'event') r.numTriggered++
+    const started = performance.now()
+    const results: WireValue[] = []
+    const errors: string[] = []
+    let resultBytes = 0
+    const requests = new FlowRequests((index, compiled) => {
+      const first = session.registrations[index]
+      if (first === undefined || !samePlanOf(first.compiled, compiled)) {
+        throw new RegistrationError('the script registered a different flow when evaluated again: its top level must build the same flows every time')
+      }
+      return first.id
+    })
+    const inner = createHostHandler({
+      backend: host.backend,
+      logger: host.logger,
+      config: host.config,
+      atomicRetries: host.atomicRetries,
+      maxReplyBytes: limits.maxReplyBytes,
+      ...(shard === undefined ? {} : { shard }),
+      topLevel: { mode: 'replay', recording: session.recording },
+    })
+    const handler = withOps(inner, {
+      ...requests.ops(),
+      'gears.event': () => {
+        requests.started = true
+        return replyValue({
+          steps: r.compiled.steps as unknown as WireValue,
+          displayCount: r.compiled.display.length,
+          profile: false,
+          batchSize: host.batchSize ?? DEFAULT_BATCH_SIZE,
+          emitChars: emitChars(limits),
+          records,
+          onRegistered: r.compiled.onRegistered,
+        })
+      },
+      'gears.emit': (payload) => {
+        const emit = parseEmit(payload)
+        for (const e of emit.errors) errors.push(e)
+        resultBytes += heldCost(payload, emit)
+        if (resultBytes > limits.maxReplyBytes) {
+          errors.push(`the registration's results exceeded limits.maxReplyBytes (${limits.maxReplyBytes} bytes)`)
+          return 'vnull'
+        }
+        for (const rec of emit.records) results.push(rec)
+        return 'vnull'
+      },
+    })
+    try {
+      await host.pool.start(registrationJob(session.source, limits, r.index, kind), handler).result
+    } catch (error) {
+      errors.push(failureText(error))
+      if (error instanceof GearboxError && error instanceof AbortedError) r.numAborted++
+    } finally {
+      await handler.dispose()
+    }
+    const ms = performance.now() - started
+    if (kind === 'event') {
+      r.lastRunMs = ms
+      r.totalRunMs += ms
+      const first = errors[0]
+      if (first === undefined) r.numSuccess++
+      else {
+        r.numFailures++
+        r.lastError = first
+      }
+    }
+    return { results, errors }
+  }
+
+  /** Stops every registration and the keyspace feed. */
+  async close(): Promise<void> {
+    this.#closed = true
+    for (const r of this.#registrations.values()) r.active = false
+    const chains = [...this.#registrations.values()].flatMap((r) => [...r.keyChains.values()])
+    this.#registrations.clear()
+    await this.#feed?.close()
+    await Promise.allSettled(chains)
+  }
+}
