@@ -16,7 +16,7 @@
 import { connect as netConnect, type Socket } from 'node:net'
 import { connect as tlsConnect, type ConnectionOptions as TlsOptions } from 'node:tls'
 import { ClosedError, ConnectionError, GearboxError, RedisReplyError, ReplyLimitError } from '../errors.js'
-import { Resp2ProtocolError, Resp2Reader, type ReplySink } from './resp2-reader.js'
+import { Resp2ProtocolError, Resp2Reader, type ReplySink } from '../resp/reader.js'
 import { NestedReplyError, type RedisArg, type RedisReply } from './types.js'
 import { WriteBatcher } from './write-batch.js'
 
@@ -114,6 +114,8 @@ export class RedisConnection implements ReplySink {
   private lastError: Error | undefined
   private fatal: GearboxError | undefined
   private where: string
+  /** Tunnel mode: every value read goes here, in order, with no command to match (pub/sub, MONITOR). */
+  private tap: ((value: RedisReply) => void) | undefined
 
   constructor(private readonly config: ConnectionConfig) {
     this.where = typeof config.address === 'function' ? '(resolving)' : `${config.address.host}:${config.address.port}`
@@ -154,7 +156,7 @@ export class RedisConnection implements ReplySink {
   }
 
   /**
-   * Sends one command. `budget` bounds what its reply may cost the host (see resp2-reader.ts);
+   * Sends one command. `budget` bounds what its reply may cost the host (see resp/reader.ts);
    * the message of a refusal names `budgetName`.
    */
   send(args: readonly RedisArg[], budget = Infinity, budgetName = 'the reply budget'): Promise<RedisReply> {
@@ -239,12 +241,37 @@ export class RedisConnection implements ReplySink {
     })
   }
 
+  /**
+   * Switches to tunnel mode (for a subscribed or monitoring client of the RESP server): from now
+   * on every value Redis sends, replies and messages alike, goes to `onValue` in order. Call it
+   * when no reply is owed; send with {@link sendRaw} afterwards.
+   */
+  startTunnel(onValue: (value: RedisReply) => void): void {
+    this.tap = onValue
+  }
+
+  /** Tunnel mode: writes a command; what Redis answers reaches the tunnel's `onValue`. */
+  sendRaw(args: readonly RedisArg[]): boolean {
+    const socket = this.socket
+    if (this.status !== Status.Ready || socket === undefined) return false
+    batcher.hold(socket)
+    socket.write(encodeCommand(args))
+    return true
+  }
+
+  /** Called once when the connection is closed for good or lost (tunnel and pinned users). */
+  onLost: (() => void) | undefined
+
   // ReplySink: the reader's view of the command whose reply comes next.
   budget(): number {
     return this.inFlight[0]?.budget ?? Infinity
   }
 
   reply(value: RedisReply): void {
+    if (this.tap && this.inFlight.length === 0) {
+      this.tap(value)
+      return
+    }
     const pending = this.inFlight.shift()
     if (!pending) return
     if (pending.timer) clearTimeout(pending.timer)
@@ -370,6 +397,7 @@ export class RedisConnection implements ReplySink {
     if (this.status === Status.Closed) return
     if (!this.config.reconnect) {
       this.status = Status.Closed
+      this.onLost?.()
       const error = this.fatal ?? new ConnectionError(`the dedicated connection to Redis ${this.where} was lost; take a new one with dedicated()`)
       for (const waiter of [...this.waiters]) waiter.fail(error)
       return

@@ -1,0 +1,191 @@
+/**
+ * The RESP2 and RESP3 encoders of the codec: commands (what gearbox sends Redis) and replies
+ * (what the RESP server sends its clients). A reply is a {@link RespValue}: the exact kinds the
+ * reader keeps (a status stays a status, bulk bytes stay bytes, integers beyond 2^53 stay exact),
+ * plus the RESP3-only kinds the server builds itself (map, set, push, double, boolean, verbatim).
+ * A RESP2 client gets each RESP3 kind the way Redis downgrades it: map → flat array, set and push
+ * → array, double → bulk string, boolean → integer 1/0, null → nil bulk.
+ */
+import { NestedReplyError, type RedisReply } from './types.js'
+
+/** A RESP3 map (`%`); RESP2: a flat array of key, value, key, value, ... */
+export class RespMap {
+  constructor(readonly entries: readonly (readonly [RespValue, RespValue])[]) {}
+}
+/** A RESP3 set (`~`); RESP2: an array. */
+export class RespSet {
+  constructor(readonly items: readonly RespValue[]) {}
+}
+/** A RESP3 push (`>`), e.g. a pub/sub message; RESP2: an array. */
+export class RespPush {
+  constructor(readonly items: readonly RespValue[]) {}
+}
+/** A RESP3 double (`,`); RESP2: its text as a bulk string. */
+export class RespDouble {
+  constructor(readonly value: number) {}
+}
+/** A RESP3 boolean (`#`); RESP2: integer 1 or 0. */
+export class RespBoolean {
+  constructor(readonly value: boolean) {}
+}
+/** A RESP3 verbatim string (`=`, format `txt` or `mkd`); RESP2: a bulk string. */
+export class RespVerbatim {
+  constructor(
+    readonly format: 'txt' | 'mkd',
+    readonly text: string,
+  ) {}
+}
+
+/**
+ * A reply to encode: a {@link RedisReply} (string = status, Uint8Array = bulk, number/bigint =
+ * integer, a non-integer number = double, null = nil, NestedReplyError = error), the RESP3 kinds
+ * above, or arrays of these.
+ */
+export type RespValue = RedisReply | RespMap | RespSet | RespPush | RespDouble | RespBoolean | RespVerbatim | readonly RespValue[]
+
+export type RespProtocol = 2 | 3
+
+const INT64_MIN = -(2n ** 63n)
+const INT64_MAX = 2n ** 63n - 1n
+const utf8 = new TextEncoder()
+const CRLF = utf8.encode('\r\n')
+
+/** Collects encoded pieces; `bytes()` joins them once. */
+export class RespWriter {
+  private readonly parts: Uint8Array[] = []
+  private text = ''
+  private size = 0
+
+  /** ASCII or UTF-8 text. */
+  write(text: string): void {
+    this.text += text
+  }
+
+  writeBytes(bytes: Uint8Array): void {
+    this.flushText()
+    this.parts.push(bytes)
+    this.size += bytes.length
+  }
+
+  private flushText(): void {
+    if (this.text === '') return
+    const encoded = utf8.encode(this.text)
+    this.parts.push(encoded)
+    this.size += encoded.length
+    this.text = ''
+  }
+
+  bytes(): Uint8Array {
+    this.flushText()
+    if (this.parts.length === 1) return this.parts[0]!
+    const out = new Uint8Array(this.size)
+    let offset = 0
+    for (const p of this.parts) {
+      out.set(p, offset)
+      offset += p.length
+    }
+    return out
+  }
+}
+
+/** A status or error line may not hold CR or LF: Redis replaces them with spaces. */
+function oneLine(text: string): string {
+  return /[\r\n]/.test(text) ? text.replace(/[\r\n]+/g, ' ') : text
+}
+
+function formatDouble(value: number): string {
+  if (Number.isNaN(value)) return 'nan'
+  if (value === Infinity) return 'inf'
+  if (value === -Infinity) return '-inf'
+  return String(value)
+}
+
+function writeBulk(w: RespWriter, bytes: Uint8Array): void {
+  w.write(`$${bytes.length}\r\n`)
+  w.writeBytes(bytes)
+  w.writeBytes(CRLF)
+}
+
+function writeBulkText(w: RespWriter, text: string): void {
+  writeBulk(w, utf8.encode(text))
+}
+
+function writeItems(w: RespWriter, prefix: string, items: readonly RespValue[], protocol: RespProtocol): void {
+  w.write(`${prefix}${items.length}\r\n`)
+  for (const item of items) writeValue(w, item, protocol)
+}
+
+function writeValue(w: RespWriter, value: RespValue, protocol: RespProtocol): void {
+  if (value === null) {
+    w.write(protocol === 3 ? '_\r\n' : '$-1\r\n')
+  } else if (typeof value === 'string') {
+    w.write(`+${oneLine(value)}\r\n`)
+  } else if (value instanceof Uint8Array) {
+    writeBulk(w, value)
+  } else if (typeof value === 'number') {
+    if (Number.isSafeInteger(value)) w.write(`:${value}\r\n`)
+    else if (protocol === 3) w.write(`,${formatDouble(value)}\r\n`)
+    else writeBulkText(w, formatDouble(value))
+  } else if (typeof value === 'bigint') {
+    if (value >= INT64_MIN && value <= INT64_MAX) w.write(`:${value}\r\n`)
+    else if (protocol === 3) w.write(`(${value}\r\n`)
+    else writeBulkText(w, value.toString())
+  } else if (value instanceof NestedReplyError) {
+    w.write(`-${oneLine(value.message)}\r\n`)
+  } else if (Array.isArray(value)) {
+    writeItems(w, '*', value as readonly RespValue[], protocol)
+  } else if (value instanceof RespMap) {
+    if (protocol === 3) {
+      w.write(`%${value.entries.length}\r\n`)
+      for (const [k, v] of value.entries) {
+        writeValue(w, k, protocol)
+        writeValue(w, v, protocol)
+      }
+    } else {
+      writeItems(w, '*', value.entries.flat(), protocol)
+    }
+  } else if (value instanceof RespSet) {
+    writeItems(w, protocol === 3 ? '~' : '*', value.items, protocol)
+  } else if (value instanceof RespPush) {
+    writeItems(w, protocol === 3 ? '>' : '*', value.items, protocol)
+  } else if (value instanceof RespDouble) {
+    if (protocol === 3) w.write(`,${formatDouble(value.value)}\r\n`)
+    else writeBulkText(w, formatDouble(value.value))
+  } else if (value instanceof RespBoolean) {
+    w.write(protocol === 3 ? `#${value.value ? 't' : 'f'}\r\n` : `:${value.value ? 1 : 0}\r\n`)
+  } else if (value instanceof RespVerbatim) {
+    if (protocol === 3) {
+      const body = utf8.encode(`${value.format}:${value.text}`)
+      w.write(`=${body.length}\r\n`)
+      w.writeBytes(body)
+      w.writeBytes(CRLF)
+    } else {
+      writeBulkText(w, value.text)
+    }
+  } else {
+    throw new TypeError('not a RESP value')
+  }
+}
+
+/** Encodes one reply for a client speaking `protocol`. */
+export function encodeReply(value: RespValue, protocol: RespProtocol): Uint8Array {
+  const w = new RespWriter()
+  writeValue(w, value, protocol)
+  return w.bytes()
+}
+
+/** A top-level error reply (`-<text>`); Redis' texts start with a code such as `ERR`. */
+export function encodeError(text: string): Uint8Array {
+  return utf8.encode(`-${oneLine(text)}\r\n`)
+}
+
+/** The RESP2 multibulk form of a command (what a client sends a server). */
+export function encodeCommandBytes(args: readonly (string | Uint8Array)[]): Uint8Array {
+  const w = new RespWriter()
+  w.write(`*${args.length}\r\n`)
+  for (const arg of args) {
+    if (typeof arg === 'string') writeBulkText(w, arg)
+    else writeBulk(w, arg)
+  }
+  return w.bytes()
+}
