@@ -152,12 +152,10 @@ export class ClientSession implements ReplySink {
         break
     }
     if (name.startsWith('RG.')) {
-      if (this.#inMulti) {
-        // Redis would fail the transaction (EXECABORT): sending the command makes it do so.
-        this.#pinned?.send(args).catch(noop)
-      }
       const inMulti = this.#inMulti
       return this.#barrier(async () => {
+        // Redis fails such a transaction at EXEC (EXECABORT): sending it the command makes it do so.
+        if (inMulti) await this.#pinned?.send(args).catch(noop)
         this.running++
         try {
           return await runRgCommand(this.server.gears, name, args, { inMulti })
@@ -168,10 +166,16 @@ export class ClientSession implements ReplySink {
     }
     if (name === 'MULTI') this.#inMulti = true
     else if (name === 'EXEC' || name === 'DISCARD') this.#inMulti = false
+    if (name === 'CLIENT' && args.length >= 2 && text(args[1]!).toUpperCase() === 'SETINFO') {
+      // Library name/version (Redis 7.2): kept off the shared connections, answered here.
+      return this.#enqueueValue(Promise.resolve('OK'))
+    }
+    if (TUNNEL.has(name)) {
+      return this.#barrier(async () => this.#startTunnel(await this.#pin(args), args))
+    }
     if (this.#pinned === undefined && (STATEFUL.has(name) || isBlockingStream(name, args))) {
       return this.#barrier(async () => {
         const pinned = await this.#pin(args)
-        if (TUNNEL.has(name)) return this.#startTunnel(pinned, args)
         return pinned.send(args)
       })
     }
