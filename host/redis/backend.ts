@@ -373,6 +373,11 @@ class GearboxRedisBackend implements RedisBackend {
     })
   }
 
+  /** @internal The RESP server saw a MOVED: read the slot map again on the next routing. */
+  forgetTopology(): void {
+    if (this.mode === 'cluster') this.invalidateTopology()
+  }
+
   private async resolveSentinelMaster(source: SentinelSource): Promise<NodeAddress> {
     const errors: string[] = []
     for (const sentinel of source.sentinels) {
@@ -803,4 +808,9 @@ export function proxyConnection(
     throw new InvalidArgumentError('gearbox serve forwards through a backend made by createRedisBackend (or Gearbox.create)')
   }
   return backend.proxyConnection(address, credentials, options)
+}
+
+/** The RESP server followed a MOVED: the backend reads the cluster's slot map again when next asked. */
+export function forgetTopology(backend: RedisBackend): void {
+  if (backend instanceof GearboxRedisBackend) backend.forgetTopology()
 }

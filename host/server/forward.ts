@@ -8,7 +8,7 @@
 import { RedisReplyError } from '../errors.js'
 import { keySlot } from '../cluster/slots.js'
 import { shardOwningSlot } from '../cluster/topology.js'
-import { proxyConnection, type Credentials } from '../redis/backend.js'
+import { forgetTopology, proxyConnection, type Credentials } from '../redis/backend.js'
 import { commandKeyIndexes } from '../redis/command-metadata.js'
 import type { NodeAddress, RedisConnection } from '../redis/connection.js'
 import type { RedisArg, RedisBackend, RedisReply } from '../redis/types.js'
@@ -91,8 +91,8 @@ export class Forwarder {
         if (!redirect) throw error
         address = { host: redirect[2]!, port: Number(redirect[3]) }
         asking = redirect[1] === 'ASK'
-        // A MOVED means the slot map changed: the backend reads it again on its next miss.
-        if (!asking) void this.#backend.shards()
+        // A MOVED means the slot map changed: read it again for the next commands.
+        if (!asking) forgetTopology(this.#backend)
       }
     }
   }

@@ -82,6 +82,31 @@ test('ASK: a slot being migrated is followed inside the server', async () => {
   }
 })
 
+test('MOVED: a slot moved after the server read the topology is followed, and the map read again', async () => {
+  const [source, target] = [shards[1]!, shards[2]!]
+  const slot = source.minSlot + 303
+  const key = `{${hashtagForSlot(slot)}}moved-served`
+  const c = client()
+  assert.is(await c.set(key, 'before'), 'OK')
+  assert.is(await c.del(key), 1)
+  const moveTo = async (owner: ShardInfo): Promise<void> => {
+    for (const shard of shards) assert.is(await rawCommand(shard.port, ['CLUSTER', 'SETSLOT', String(slot), 'NODE', owner.id]), '+OK')
+  }
+  try {
+    await moveTo(target)
+    // The server routes to the source, which answers MOVED: followed inside, the client sees OK.
+    assert.is(await c.set(key, 'moved'), 'OK')
+    assert.is(await rawCommand(target.port, ['CLUSTER', 'COUNTKEYSINSLOT', String(slot)]), ':1')
+    assert.is(await c.get(key), 'moved')
+    assert.is(await c.del(key), 1)
+  } finally {
+    await moveTo(source)
+  }
+  assert.is(await c.set(key, 'home'), 'OK')
+  assert.is(await rawCommand(source.port, ['CLUSTER', 'COUNTKEYSINSLOT', String(slot)]), ':1')
+  assert.is(await c.del(key), 1)
+})
+
 test('RG.JSEXECUTE reads every shard; RG.INFOCLUSTER lists the masters', async () => {
   const c = client()
   const keys = Array.from({ length: 30 }, (_, i) => `srv:batch:${i}`)
