@@ -169,9 +169,27 @@ function writeValue(w: RespWriter, value: RespValue, protocol: RespProtocol): vo
 
 /** Encodes one reply for a client speaking `protocol`. */
 export function encodeReply(value: RespValue, protocol: RespProtocol): Uint8Array {
+  // Fast paths for the most common replies (a forwarded GET or SET).
+  if (value instanceof Uint8Array) {
+    const header = `$${value.length}\r\n`
+    const out = new Uint8Array(header.length + value.length + 2)
+    for (let i = 0; i < header.length; i++) out[i] = header.charCodeAt(i)
+    out.set(value, header.length)
+    out[out.length - 2] = 0x0d
+    out[out.length - 1] = 0x0a
+    return out
+  }
+  if (typeof value === 'string' && value.length < 64 && /^[\x20-\x7e]*$/.test(value)) return ascii(`+${value}\r\n`)
+  if (typeof value === 'number' && Number.isSafeInteger(value)) return ascii(`:${value}\r\n`)
   const w = new RespWriter()
   writeValue(w, value, protocol)
   return w.bytes()
+}
+
+function ascii(line: string): Uint8Array {
+  const out = new Uint8Array(line.length)
+  for (let i = 0; i < line.length; i++) out[i] = line.charCodeAt(i)
+  return out
 }
 
 /** A top-level error reply (`-<text>`); Redis' texts start with a code such as `ERR`. */

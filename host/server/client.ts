@@ -35,6 +35,18 @@ const STATEFUL = new Set([
 const TUNNEL = new Set(['SUBSCRIBE', 'PSUBSCRIBE', 'SSUBSCRIBE', 'MONITOR'])
 const PUSH_KINDS = new Set(['message', 'pmessage', 'smessage', 'subscribe', 'psubscribe', 'ssubscribe', 'unsubscribe', 'punsubscribe', 'sunsubscribe'])
 
+/** The command name, upper-cased (ASCII fast path: this runs for every command). */
+function commandName(bytes: Uint8Array): string {
+  if (bytes.length > 32) return text(bytes).toUpperCase()
+  let name = ''
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i]!
+    if (c >= 0x80) return text(bytes).toUpperCase()
+    name += String.fromCharCode(c >= 0x61 && c <= 0x7a ? c - 32 : c)
+  }
+  return name
+}
+
 /** XREAD / XREADGROUP with BLOCK block; without it they are stateless. */
 function isBlockingStream(name: string, args: readonly Uint8Array[]): boolean {
   if (name !== 'XREAD' && name !== 'XREADGROUP') return false
@@ -46,6 +58,8 @@ interface Slot {
   done: boolean
   /** Close the connection once this reply is written (QUIT). */
   closeAfter: boolean
+  /** Called once this reply and every earlier one were written (barriers wait on it). */
+  written?: (() => void)[]
 }
 
 const noop = (): void => {}
@@ -59,8 +73,8 @@ export class ClientSession implements ReplySink {
   #inMulti = false
   #closed = false
   readonly #queue: Slot[] = []
-  /** Settles when every command queued so far has its reply. */
-  #tail: Promise<void> = Promise.resolve()
+  /** The socket is corked until the end of this tick (replies of one tick leave in one write). */
+  #corked = false
   /** Set while a barrier command is pending: later commands start after it. */
   #gate: Promise<void> | undefined
   readonly #reader: Resp2Reader
@@ -126,7 +140,7 @@ export class ClientSession implements ReplySink {
   // ---- dispatch ----------------------------------------------------------------------------
 
   #dispatch(args: Uint8Array[]): void {
-    const name = text(args[0]!).toUpperCase()
+    const name = commandName(args[0]!)
     if (this.#tunnel) return this.#tunnelCommand(name, args)
     switch (name) {
       case 'QUIT':
@@ -195,7 +209,9 @@ export class ClientSession implements ReplySink {
 
   /** Runs `work` once every earlier command replied; later commands wait for it. */
   #barrier(work: () => Promise<RespValue | undefined>): void {
-    const run = this.#tail.then(work)
+    const last = this.#queue[this.#queue.length - 1]
+    const earlier = last === undefined ? Promise.resolve() : new Promise<void>((resolve) => (last.written ??= []).push(resolve))
+    const run = earlier.then(work)
     const gate = run.then(noop, noop)
     this.#gate = gate
     void gate.then(() => {
@@ -350,19 +366,18 @@ export class ClientSession implements ReplySink {
   #enqueueValue(reply: Promise<RespValue | undefined>, closeAfter = false): void {
     const slot: Slot = { bytes: undefined, done: false, closeAfter }
     this.#queue.push(slot)
-    const settled = reply.then(
+    reply.then(
       (value) => {
         slot.bytes = value === undefined ? undefined : this.#encode(value)
+        slot.done = true
+        this.#flush()
       },
       (err: unknown) => {
         slot.bytes = encodeError(errorText(err))
+        slot.done = true
+        this.#flush()
       },
     )
-    this.#tail = Promise.all([this.#tail, settled]).then(noop)
-    void settled.then(() => {
-      slot.done = true
-      this.#flush()
-    })
   }
 
   #encode(value: RespValue): Uint8Array {
@@ -372,7 +387,8 @@ export class ClientSession implements ReplySink {
   #flush(): void {
     while (this.#queue.length > 0 && this.#queue[0]!.done) {
       const slot = this.#queue.shift()!
-      if (slot.bytes !== undefined && !this.socket.destroyed) this.socket.write(slot.bytes)
+      if (slot.bytes !== undefined) this.#write(slot.bytes)
+      if (slot.written !== undefined) for (const resolve of slot.written) resolve()
       if (slot.closeAfter) {
         this.socket.end()
         this.#queue.length = 0
@@ -386,8 +402,22 @@ export class ClientSession implements ReplySink {
   /** Tunnel mode: writes at once (no reply is owed in order). */
   #writeNow(value: RespValue): void {
     if (this.socket.destroyed) return
-    this.socket.write(this.#encode(value))
+    this.#write(this.#encode(value))
     this.#checkOutput()
+  }
+
+  #write(bytes: Uint8Array): void {
+    const socket = this.socket
+    if (socket.destroyed) return
+    if (!this.#corked) {
+      this.#corked = true
+      socket.cork()
+      process.nextTick(() => {
+        this.#corked = false
+        socket.uncork()
+      })
+    }
+    socket.write(bytes)
   }
 
   /** A client that does not read its replies is disconnected past the output buffer cap. */
