@@ -298,6 +298,23 @@ test('QUIT answers OK and closes', async () => {
   assert.is(raw.text(), '+PONG\r\n+OK\r\n')
 })
 
+test('close() drains: stops accepting, lets a running execution finish and answer, then closes', async () => {
+  const own = await serveGearbox(redis.url)
+  const raw = await RawClient.open(own.port)
+  raw.write("RG.JSEXECUTE \"GB('PythonReader').map((x) => { let n = 0; for (let i = 0; i < 3e6; i++) n += i; return x }).run(() => ['done'])\"\r\n")
+  const deadline = Date.now() + 10_000
+  while (!own.gearbox.executions.list().some((e) => e.status === 'running') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5))
+  assert.ok(own.gearbox.executions.list().some((e) => e.status === 'running'), 'the execution runs')
+  const closing = own.handle.close()
+  // New connections are refused from now on.
+  const refused = await RawClient.open(own.port).then((c) => (c.close(), 'accepted'), () => 'refused')
+  assert.is(refused, 'refused')
+  await closing
+  assert.is(raw.text(), '*2\r\n*1\r\n$4\r\ndone\r\n*0\r\n')
+  assert.ok(await raw.closedByServer())
+  await own.gearbox.close()
+})
+
 test('gearbox serve (CLI): one line when accepting, SIGTERM drains and exits 0', async () => {
   const child = spawn(process.execPath, ['dist/host/cli/main.js', 'serve', '--port', '0', '--redis', redis.url], { stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
