@@ -16,6 +16,7 @@
 import { connect as netConnect, type Socket } from 'node:net'
 import { connect as tlsConnect, type ConnectionOptions as TlsOptions } from 'node:tls'
 import { ClosedError, ConnectionError, GearboxError, RedisReplyError, ReplyLimitError } from '../errors.js'
+import { encodeCommand } from '../resp/encoder.js'
 import { Resp2ProtocolError, Resp2Reader, type ReplySink } from '../resp/reader.js'
 import { NestedReplyError, type RedisArg, type RedisReply } from './types.js'
 import { WriteBatcher } from './write-batch.js'
@@ -65,36 +66,8 @@ const enum Status {
   Closed,
 }
 
-/** RESP2 encoding of one command. */
-export function encodeCommand(args: readonly RedisArg[]): Buffer {
-  let size = 16
-  const parts: (Buffer | string)[] = []
-  for (const arg of args) {
-    if (typeof arg === 'string') {
-      parts.push(arg)
-      size += Buffer.byteLength(arg) + 16
-    } else {
-      const b = Buffer.from(arg.buffer, arg.byteOffset, arg.byteLength)
-      parts.push(b)
-      size += b.length + 16
-    }
-  }
-  const out = Buffer.allocUnsafe(size)
-  let o = out.write(`*${args.length}\r\n`, 0, 'latin1')
-  for (const p of parts) {
-    if (typeof p === 'string') {
-      const n = Buffer.byteLength(p)
-      o += out.write(`$${n}\r\n`, o, 'latin1')
-      o += out.write(p, o, 'utf8')
-    } else {
-      o += out.write(`$${p.length}\r\n`, o, 'latin1')
-      o += p.copy(out, o)
-    }
-    out[o++] = 0x0d
-    out[o++] = 0x0a
-  }
-  return out.subarray(0, o)
-}
+/** RESP2 encoding of one command (the codec's encoder, host/resp). */
+export { encodeCommand }
 
 export function commandName(args: readonly RedisArg[]): string {
   const first = args[0]

@@ -197,13 +197,24 @@ export function encodeError(text: string): Uint8Array {
   return utf8.encode(`-${oneLine(text)}\r\n`)
 }
 
-/** The RESP2 multibulk form of a command (what a client sends a server). */
-export function encodeCommandBytes(args: readonly (string | Uint8Array)[]): Uint8Array {
-  const w = new RespWriter()
-  w.write(`*${args.length}\r\n`)
-  for (const arg of args) {
-    if (typeof arg === 'string') writeBulkText(w, arg)
-    else writeBulk(w, arg)
+/** The RESP2 multibulk form of a command (what gearbox sends Redis): strings as UTF-8, bytes as they are. */
+export function encodeCommand(args: readonly (string | Uint8Array)[]): Uint8Array {
+  const parts = args.map((arg) => (typeof arg === 'string' ? utf8.encode(arg) : arg))
+  let size = 16
+  for (const p of parts) size += p.length + 24
+  const out = new Uint8Array(size)
+  let o = putAscii(out, 0, `*${parts.length}\r\n`)
+  for (const p of parts) {
+    o = putAscii(out, o, `$${p.length}\r\n`)
+    out.set(p, o)
+    o += p.length
+    out[o++] = 0x0d
+    out[o++] = 0x0a
   }
-  return w.bytes()
+  return out.subarray(0, o)
+}
+
+function putAscii(out: Uint8Array, offset: number, text: string): number {
+  for (let i = 0; i < text.length; i++) out[offset + i] = text.charCodeAt(i)
+  return offset + text.length
 }

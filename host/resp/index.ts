@@ -7,7 +7,7 @@ export {
   RespSet,
   RespVerbatim,
   RespWriter,
-  encodeCommandBytes,
+  encodeCommand,
   encodeError,
   encodeReply,
   type RespProtocol,

@@ -14,6 +14,7 @@ import {
   RespPush,
   RespSet,
   RespVerbatim,
+  encodeCommand,
   encodeReply,
   splitInline,
   type ReaderOptions,
@@ -126,6 +127,15 @@ test('encoder → reader round trip keeps kinds exactly', () => {
   const got: RedisReply[] = []
   new Resp2Reader({ budget: () => Infinity, reply: (v) => got.push(v), refused: () => {} }).feed(encodeReply(value, 2))
   assert.equal(got, [value])
+})
+
+test('encodeCommand → request reader: the same arguments, strings as UTF-8 and bytes as they are', () => {
+  const bytes = Uint8Array.from([0, 13, 10, 255])
+  const wire = encodeCommand(['SET', 'clé', bytes])
+  assert.is(dec.decode(wire.subarray(0, 4)), '*3\r\n')
+  const got: RedisReply[] = []
+  new Resp2Reader({ budget: () => Infinity, reply: (v) => got.push(v), refused: () => {} }, { request: true }).feed(wire)
+  assert.equal(got, [[b('SET'), b('clé'), bytes]])
 })
 
 test.run()
