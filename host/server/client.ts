@@ -64,6 +64,9 @@ interface Slot {
 
 const noop = (): void => {}
 
+/** Replies owed to one client before its socket is no longer read (pipelining backpressure). */
+const MAX_QUEUED_COMMANDS = 10_000
+
 export class ClientSession implements ReplySink {
   readonly id: number
   protocol: RespProtocol = 2
@@ -75,6 +78,10 @@ export class ClientSession implements ReplySink {
   readonly #queue: Slot[] = []
   /** The socket is corked until the end of this tick (replies of one tick leave in one write). */
   #corked = false
+  /** Bytes of replies ready but waiting behind an earlier reply. */
+  #heldBytes = 0
+  /** Reading is paused (too many replies owed). */
+  #paused = false
   /** Set while a barrier command is pending: later commands start after it. */
   #gate: Promise<void> | undefined
   readonly #reader: Resp2Reader
@@ -255,7 +262,10 @@ export class ClientSession implements ReplySink {
       return
     }
     if (name === 'RESET') {
-      void this.#reset().then(() => this.#writeNow('RESET'))
+      void this.#reset().then(
+        () => this.#writeNow('RESET'),
+        () => this.close(),
+      )
       return
     }
     if (!this.#pinned?.sendRaw(args)) this.close()
@@ -366,17 +376,20 @@ export class ClientSession implements ReplySink {
   #enqueueValue(reply: Promise<RespValue | undefined>, closeAfter = false): void {
     const slot: Slot = { bytes: undefined, done: false, closeAfter }
     this.#queue.push(slot)
+    // Backpressure: a client far ahead of its replies is not read until they catch up.
+    if (this.#queue.length > MAX_QUEUED_COMMANDS && !this.#paused) {
+      this.#paused = true
+      this.socket.pause()
+    }
+    const settle = (bytes: Uint8Array | undefined): void => {
+      slot.bytes = bytes
+      slot.done = true
+      if (bytes !== undefined) this.#heldBytes += bytes.length
+      this.#flush()
+    }
     reply.then(
-      (value) => {
-        slot.bytes = value === undefined ? undefined : this.#encode(value)
-        slot.done = true
-        this.#flush()
-      },
-      (err: unknown) => {
-        slot.bytes = encodeError(errorText(err))
-        slot.done = true
-        this.#flush()
-      },
+      (value) => settle(value === undefined ? undefined : this.#encode(value)),
+      (err: unknown) => settle(encodeError(errorText(err))),
     )
   }
 
@@ -387,7 +400,10 @@ export class ClientSession implements ReplySink {
   #flush(): void {
     while (this.#queue.length > 0 && this.#queue[0]!.done) {
       const slot = this.#queue.shift()!
-      if (slot.bytes !== undefined) this.#write(slot.bytes)
+      if (slot.bytes !== undefined) {
+        this.#heldBytes -= slot.bytes.length
+        this.#write(slot.bytes)
+      }
       if (slot.written !== undefined) for (const resolve of slot.written) resolve()
       if (slot.closeAfter) {
         this.socket.end()
@@ -395,6 +411,10 @@ export class ClientSession implements ReplySink {
         this.#teardown()
         return
       }
+    }
+    if (this.#paused && this.#queue.length < MAX_QUEUED_COMMANDS / 2 && !this.#closed) {
+      this.#paused = false
+      this.socket.resume()
     }
     this.#checkOutput()
   }
@@ -422,7 +442,8 @@ export class ClientSession implements ReplySink {
 
   /** A client that does not read its replies is disconnected past the output buffer cap. */
   #checkOutput(): void {
-    if (this.socket.writableLength > this.server.limits.maxOutputBytes) {
+    // Written but unread, plus replies ready but held behind an earlier one.
+    if (this.socket.writableLength + this.#heldBytes > this.server.limits.maxOutputBytes) {
       this.server.log(`client ${this.id} closed: output buffer over ${this.server.limits.maxOutputBytes} bytes (it does not read its replies)`)
       this.close()
     }

@@ -182,6 +182,16 @@ test('pipelining: replies in order across forwarded and RG.* commands; RG.* sees
   assert.equal(values.slice(-2), ['OK', '200'])
 })
 
+test('a deep pipeline (30,000 commands) is read with backpressure and fully answered, in order', async () => {
+  const raw = await RawClient.open(served.port)
+  let wire = ''
+  for (let i = 0; i < 30_000; i++) wire += i % 1000 === 999 ? 'INCR deep:n\r\n' : 'PING\r\n'
+  raw.write(wire)
+  const expected = Array.from({ length: 30_000 }, (_, i) => (i % 1000 === 999 ? `:${(i + 1) / 1000}\r\n` : '+PONG\r\n')).join('')
+  assert.is(await raw.until((t) => t.length >= expected.length, 30_000), expected)
+  raw.close()
+})
+
 test('RG.* inside MULTI: the RedisGears text, and EXEC aborts as Redis would', async () => {
   const raw = await RawClient.open(served.port)
   raw.write('MULTI\r\nSET m:k 1\r\nRG.JSEXECUTE "1"\r\nEXEC\r\n')
