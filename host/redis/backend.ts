@@ -358,10 +358,11 @@ class GearboxRedisBackend implements RedisBackend {
   proxyConnection(
     address: NodeAddress | undefined,
     credentials: Credentials | undefined,
-    options: { readonly reconnect: boolean; readonly selectDb: boolean },
+    options: { readonly reconnect: boolean; readonly selectDb: boolean; readonly protocol?: 2 | 3 },
   ): RedisConnection {
     this.assertOpen()
     return new RedisConnection({
+      protocol: options.protocol,
       address: address ?? this.seeds[0]!.address,
       tls: this.tls,
       ...(credentials ?? this.credentials),
@@ -802,7 +803,7 @@ export function proxyConnection(
   backend: RedisBackend,
   address: NodeAddress | undefined,
   credentials: Credentials | undefined,
-  options: { readonly reconnect: boolean; readonly selectDb: boolean },
+  options: { readonly reconnect: boolean; readonly selectDb: boolean; readonly protocol?: 2 | 3 },
 ): RedisConnection {
   if (!(backend instanceof GearboxRedisBackend)) {
     throw new InvalidArgumentError('gearbox serve forwards through a backend made by createRedisBackend (or Gearbox.create)')

@@ -17,6 +17,7 @@ import { connect as netConnect, type Socket } from 'node:net'
 import { connect as tlsConnect, type ConnectionOptions as TlsOptions } from 'node:tls'
 import { ClosedError, ConnectionError, GearboxError, RedisReplyError, ReplyLimitError } from '../errors.js'
 import { encodeCommand } from '../resp/encoder.js'
+import { RespPush } from '../resp/types.js'
 import { Resp2ProtocolError, Resp2Reader, type ReplySink } from '../resp/reader.js'
 import { NestedReplyError, type RedisArg, type RedisReply } from './types.js'
 import { WriteBatcher } from './write-batch.js'
@@ -40,6 +41,11 @@ export interface ConnectionConfig {
   readonly reconnect: boolean
   /** Runs before each connect attempt; a GearboxError it throws fails the waiting calls with it. */
   readonly prepare?: (() => Promise<void>) | undefined
+  /**
+   * 3: the handshake is `HELLO 3` (with AUTH inside) and replies are read as RESP3 (the RESP
+   * server's forwarding for RESP3 clients; they may hold the codec's RESP3 kinds). Default 2.
+   */
+  readonly protocol?: 2 | 3 | undefined
   /** Told about every connection failure (the backend keeps the last for messages). */
   readonly onError?: ((error: Error) => void) | undefined
 }
@@ -223,6 +229,11 @@ export class RedisConnection implements ReplySink {
     this.tap = onValue
   }
 
+  /** Reads RESP3 from now on (before sending HELLO 3 on this connection). */
+  acceptResp3(): void {
+    if (this.reader) this.reader.resp3 = true
+  }
+
   /** Tunnel mode: writes a command; what Redis answers reaches the tunnel's `onValue`. */
   sendRaw(args: readonly RedisArg[]): boolean {
     const socket = this.socket
@@ -240,9 +251,16 @@ export class RedisConnection implements ReplySink {
     return this.inFlight[0]?.budget ?? Infinity
   }
 
+  /** RESP3 push frames outside tunnel mode (e.g. CLIENT TRACKING invalidations): not replies to a command. */
+  onPush: ((value: RedisReply) => void) | undefined
+
   reply(value: RedisReply): void {
     if (this.tap && this.inFlight.length === 0) {
       this.tap(value)
+      return
+    }
+    if (this.tap === undefined && (value as unknown) instanceof RespPush) {
+      this.onPush?.(value)
       return
     }
     const pending = this.inFlight.shift()
@@ -317,6 +335,7 @@ export class RedisConnection implements ReplySink {
     socket.setNoDelay(true)
     socket.setKeepAlive(true, 30_000)
     const reader = new Resp2Reader(this)
+    reader.resp3 = this.config.protocol === 3
     this.reader = reader
     this.socket = socket
     socket.on('data', (chunk: Buffer) => {
@@ -336,7 +355,10 @@ export class RedisConnection implements ReplySink {
       if (this.socket === socket) this.onClose()
     })
     const handshake: RedisArg[][] = []
-    if (this.config.password !== undefined) {
+    if (this.config.protocol === 3) {
+      const { username, password } = this.config
+      handshake.push(password === undefined ? ['HELLO', '3'] : ['HELLO', '3', 'AUTH', username ?? 'default', password])
+    } else if (this.config.password !== undefined) {
       handshake.push(this.config.username !== undefined ? ['AUTH', this.config.username, this.config.password] : ['AUTH', this.config.password])
     }
     if (this.config.db !== undefined && this.config.db !== 0) handshake.push(['SELECT', String(this.config.db)])

@@ -6,42 +6,11 @@
  * A RESP2 client gets each RESP3 kind the way Redis downgrades it: map → flat array, set and push
  * → array, double → bulk string, boolean → integer 1/0, null → nil bulk.
  */
-import { NestedReplyError, type RedisReply } from './types.js'
+import { NestedReplyError, RespBoolean, RespDouble, RespMap, RespPush, RespSet, RespVerbatim, type RedisReply, type RespValue } from './types.js'
 
-/** A RESP3 map (`%`); RESP2: a flat array of key, value, key, value, ... */
-export class RespMap {
-  constructor(readonly entries: readonly (readonly [RespValue, RespValue])[]) {}
-}
-/** A RESP3 set (`~`); RESP2: an array. */
-export class RespSet {
-  constructor(readonly items: readonly RespValue[]) {}
-}
-/** A RESP3 push (`>`), e.g. a pub/sub message; RESP2: an array. */
-export class RespPush {
-  constructor(readonly items: readonly RespValue[]) {}
-}
-/** A RESP3 double (`,`); RESP2: its text as a bulk string. */
-export class RespDouble {
-  constructor(readonly value: number) {}
-}
-/** A RESP3 boolean (`#`); RESP2: integer 1 or 0. */
-export class RespBoolean {
-  constructor(readonly value: boolean) {}
-}
-/** A RESP3 verbatim string (`=`, format `txt` or `mkd`); RESP2: a bulk string. */
-export class RespVerbatim {
-  constructor(
-    readonly format: 'txt' | 'mkd',
-    readonly text: string,
-  ) {}
-}
+export { RespBoolean, RespDouble, RespMap, RespPush, RespSet, RespVerbatim }
 
-/**
- * A reply to encode: a {@link RedisReply} (string = status, Uint8Array = bulk, number/bigint =
- * integer, a non-integer number = double, null = nil, NestedReplyError = error), the RESP3 kinds
- * above, or arrays of these.
- */
-export type RespValue = RedisReply | RespMap | RespSet | RespPush | RespDouble | RespBoolean | RespVerbatim | readonly RespValue[]
+export type { RespValue }
 
 export type RespProtocol = 2 | 3
 
@@ -149,8 +118,9 @@ function writeValue(w: RespWriter, value: RespValue, protocol: RespProtocol): vo
   } else if (value instanceof RespPush) {
     writeItems(w, protocol === 3 ? '>' : '*', value.items, protocol)
   } else if (value instanceof RespDouble) {
-    if (protocol === 3) w.write(`,${formatDouble(value.value)}\r\n`)
-    else writeBulkText(w, formatDouble(value.value))
+    const text = value.text ?? formatDouble(value.value)
+    if (protocol === 3) w.write(`,${text}\r\n`)
+    else writeBulkText(w, text)
   } else if (value instanceof RespBoolean) {
     w.write(protocol === 3 ? `#${value.value ? 't' : 'f'}\r\n` : `:${value.value ? 1 : 0}\r\n`)
   } else if (value instanceof RespVerbatim) {

@@ -20,7 +20,7 @@
  * typed in telnet), under Redis's limits (bulk and multibulk lengths, inline line length) with
  * Redis's protocol error texts. Each command reaches the sink as an array of Uint8Array.
  */
-import { NestedReplyError, type RedisReply } from './types.js'
+import { NestedReplyError, RespBoolean, RespDouble, RespMap, RespPush, RespSet, RespVerbatim, type RedisReply, type RespValue } from './types.js'
 
 /** A byte the reader does not know as a RESP2 type (e.g. RESP3 after a stray HELLO 3), or a broken request. */
 export class Resp2ProtocolError extends Error {
@@ -58,8 +58,10 @@ export interface ReplySink {
 }
 
 interface ArrayFrame {
-  readonly items: RedisReply[]
+  readonly items: RespValue[]
   filled: number
+  /** The aggregate's type byte (`*`, or RESP3's `%`, `~`, `>`). */
+  readonly kind: number
 }
 
 const CR = 0x0d
@@ -70,6 +72,17 @@ const ERROR = 0x2d // '-'
 const INTEGER = 0x3a // ':'
 const BULK = 0x24 // '$'
 const ARRAY = 0x2a // '*'
+// RESP3 (accepted once `resp3` is on)
+const NULL = 0x5f // '_'
+const DOUBLE = 0x2c // ','
+const BOOLEAN = 0x23 // '#'
+const BIG_NUMBER = 0x28 // '('
+const VERBATIM = 0x3d // '='
+const BLOB_ERROR = 0x21 // '!'
+const MAP = 0x25 // '%'
+const SET = 0x7e // '~'
+const PUSH = 0x3e // '>'
+const RESP3_TYPES = new Set([NULL, DOUBLE, BOOLEAN, BIG_NUMBER, VERBATIM, BLOB_ERROR, MAP, SET, PUSH])
 const MAX_SAFE_DIGITS = 15 // any 15-digit integer is below 2^53
 /** Longest header line (bulk/array length, integer) accepted: longer means a broken stream. */
 const MAX_HEADER_LINE = 64
@@ -164,6 +177,13 @@ export class Resp2Reader {
   private readonly maxArrayLength: number
   private readonly maxInlineLength: number
   private readonly maxDepth: number
+  /** The payload being read is a bulk string, a verbatim string or a blob error. */
+  private payloadType = BULK
+  /**
+   * Accept RESP3 replies (after HELLO 3 on the connection): maps, sets, pushes, doubles,
+   * booleans, null, big numbers, verbatim strings and blob errors, as the codec's RESP3 kinds.
+   */
+  resp3 = false
 
   constructor(
     private readonly sink: ReplySink,
@@ -213,7 +233,7 @@ export class Resp2Reader {
             }
           }
           const type = chunk[pos++]!
-          if (type !== BULK && type !== ARRAY && type !== STATUS && type !== ERROR && type !== INTEGER) {
+          if (type !== BULK && type !== ARRAY && type !== STATUS && type !== ERROR && type !== INTEGER && !(this.resp3 && RESP3_TYPES.has(type))) {
             throw new Resp2ProtocolError(`unexpected RESP type byte 0x${type.toString(16)}`)
           }
           if (this.stack.length === 0 && this.skipping === 0) {
@@ -229,7 +249,8 @@ export class Resp2Reader {
           const cr = chunk.indexOf(CR, pos)
           const end = cr === -1 ? length : cr
           const piece = end - pos
-          const isHeader = this.type === BULK || this.type === ARRAY || this.type === INTEGER
+          const t = this.type
+          const isHeader = t === BULK || t === ARRAY || t === INTEGER || t === MAP || t === SET || t === PUSH || t === VERBATIM || t === BLOB_ERROR || t === BIG_NUMBER
           if (isHeader && this.lineLength + piece > MAX_HEADER_LINE) {
             if (this.request) throw new Resp2ProtocolError(`Protocol error: too big ${this.type === ARRAY ? 'mbulk' : 'bulk'} count string`)
             throw new Resp2ProtocolError('a length or integer line is too long')
@@ -278,7 +299,7 @@ export class Resp2Reader {
           this.state = State.Type
           const value = this.payload
           this.payload = new Uint8Array(0)
-          this.value(value)
+          this.value(this.payloadValue(value))
           break
         }
       }
@@ -324,17 +345,36 @@ export class Resp2Reader {
         this.value(this.skipping > 0 ? null : new NestedReplyError(lineText(line, start, end)))
         return pos
       case INTEGER:
+      case BIG_NUMBER:
         this.value(lineInteger(line, start, end))
         return pos
+      case NULL:
+        this.value(null)
+        return pos
+      case DOUBLE: {
+        const text = lineText(line, start, end)
+        const n = text === 'inf' ? Infinity : text === '-inf' ? -Infinity : Number(text)
+        this.value(new RespDouble(n, text) as unknown as RedisReply)
+        return pos
+      }
+      case BOOLEAN:
+        this.value(new RespBoolean(line[start] === 0x74) as unknown as RedisReply)
+        return pos
+      case MAP:
+      case SET:
+      case PUSH:
       case ARRAY: {
-        const n = this.request ? this.requestLength(line, start, end, this.maxArrayLength, 'multibulk') : Number(lineInteger(line, start, end))
+        const count = this.request ? this.requestLength(line, start, end, this.maxArrayLength, 'multibulk') : Number(lineInteger(line, start, end))
+        const kind = this.type
+        // A map's count is of pairs: it holds twice as many values.
+        const n = kind === MAP ? count * 2 : count
         if (n <= 0 && this.request) {
           // Redis ignores `*0` and `*-1` from a client.
           if (this.stack.length === 0 && this.skipping === 0) this.cost = 0
           return pos
         }
         if (n <= 0) {
-          this.value(n < 0 ? null : [])
+          this.value(n < 0 ? null : this.aggregate(kind, []))
           return pos
         }
         if (this.charge(n * ELEMENT_COST)) this.refuse()
@@ -343,12 +383,13 @@ export class Resp2Reader {
           this.skipping += n - 1
         } else {
           if (this.stack.length >= this.maxDepth) throw new Resp2ProtocolError(`a reply nested deeper than ${this.maxDepth} arrays`)
-          this.stack.push({ items: new Array<RedisReply>(n), filled: 0 })
+          this.stack.push({ items: new Array<RespValue>(n), filled: 0, kind })
         }
         return pos
       }
       default: {
-        // BULK: the payload follows.
+        // BULK (or RESP3's verbatim string and blob error): the payload follows.
+        this.payloadType = this.type
         const n = this.request ? this.requestLength(line, start, end, this.maxBulkLength, 'bulk') : Number(lineInteger(line, start, end))
         if (n < 0 && this.request) throw new Resp2ProtocolError('Protocol error: invalid bulk length')
         if (n < 0) {
@@ -376,6 +417,28 @@ export class Resp2Reader {
         return pos
       }
     }
+  }
+
+  /** A complete aggregate as its kind: an array, or a RESP3 map, set or push. */
+  private aggregate(kind: number, items: RespValue[]): RedisReply {
+    if (kind === ARRAY) return items as RedisReply[]
+    let value: RespValue
+    if (kind === MAP) {
+      const entries: [RespValue, RespValue][] = []
+      for (let i = 0; i + 1 < items.length; i += 2) entries.push([items[i]!, items[i + 1]!])
+      value = new RespMap(entries)
+    } else value = kind === SET ? new RespSet(items) : new RespPush(items)
+    // RESP3 kinds travel as replies of RESP3 connections (see `resp3`).
+    return value as unknown as RedisReply
+  }
+
+  /** A complete payload as its kind. */
+  private payloadValue(bytes: Uint8Array): RedisReply {
+    if (this.payloadType === BULK) return bytes
+    const text = utf8.decode(bytes)
+    if (this.payloadType === BLOB_ERROR) return new NestedReplyError(text)
+    const format = text.slice(0, 3)
+    return new RespVerbatim(format === 'mkd' ? 'mkd' : 'txt', text.slice(4)) as unknown as RedisReply
   }
 
   /** Request mode: a multibulk or bulk length, checked as Redis checks it. */
@@ -437,7 +500,7 @@ export class Resp2Reader {
       top.items[top.filled++] = v
       if (top.filled < top.items.length) return
       this.stack.pop()
-      v = top.items
+      v = this.aggregate(top.kind, top.items)
     }
   }
 }

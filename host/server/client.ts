@@ -17,7 +17,7 @@ import type { Socket } from 'node:net'
 import { ConnectionError, RedisReplyError } from '../errors.js'
 import type { RedisConnection } from '../redis/connection.js'
 import { Resp2ProtocolError, Resp2Reader, type ReplySink } from '../resp/reader.js'
-import { encodeError, encodeReply, RespMap, RespPush, type RespProtocol, type RespValue } from '../resp/encoder.js'
+import { encodeError, encodeReply, RespMap, RespPush, RespVerbatim, type RespProtocol, type RespValue } from '../resp/encoder.js'
 import { NestedReplyError, type RedisReply } from '../resp/types.js'
 import type { ClientCredentials } from './forward.js'
 import type { ServerContext } from './server.js'
@@ -208,7 +208,7 @@ export class ClientSession implements ReplySink {
     const send = (): Promise<RedisReply> => {
       const pinned = this.#pinned
       if (pinned !== undefined) return pinned.send(args)
-      return this.server.forwarder.call(args, this.credentials)
+      return this.server.forwarder.call(args, this.credentials, this.protocol)
     }
     const gate = this.#gate
     this.#enqueueValue(gate === undefined ? send() : gate.then(send))
@@ -229,7 +229,9 @@ export class ClientSession implements ReplySink {
 
   async #pin(args: readonly Uint8Array[]): Promise<RedisConnection> {
     if (this.#pinned !== undefined) return this.#pinned
-    const conn = await this.server.forwarder.pin(args, this.credentials)
+    const conn = await this.server.forwarder.pin(args, this.credentials, this.protocol)
+    // RESP3 pushes outside a tunnel (CLIENT TRACKING invalidations) go to the client as they come.
+    conn.onPush = (value) => this.#writeNow(value)
     conn.onLost = () => {
       // The client's transaction, subscriptions or db are gone with it: so is the client.
       if (this.#pinned === conn) this.close()
@@ -307,11 +309,17 @@ export class ClientSession implements ReplySink {
         return new NestedReplyError(`ERR Syntax error in HELLO option '${text(args[i]!)}'`)
       }
     }
-    if (setName !== undefined) {
-      const pinned = await this.#pin([])
-      await pinned.send(['CLIENT', 'SETNAME', setName])
+    const pinned = this.#pinned
+    if (pinned !== undefined && protocol !== this.protocol) {
+      // The client's own connection follows its protocol (its replies pass through as Redis sends them).
+      if (protocol === 3) pinned.acceptResp3()
+      await pinned.send(['HELLO', String(protocol)])
     }
     this.protocol = protocol
+    if (setName !== undefined) {
+      const named = await this.#pin([])
+      await named.send(['CLIENT', 'SETNAME', setName])
+    }
     return new RespMap([
       [bulkOf('server'), bulkOf('redis')],
       [bulkOf('version'), bulkOf(await this.server.redisVersion())],
@@ -340,12 +348,13 @@ export class ClientSession implements ReplySink {
     const forwarded = sections.filter((s) => s !== 'rg')
     let base = ''
     if (!rgOnly) {
-      const reply = await this.server.forwarder.call(['INFO', ...forwarded], this.credentials)
-      base = reply instanceof Uint8Array ? text(reply) : String(reply)
+      const reply: RespValue = await this.server.forwarder.call(['INFO', ...forwarded], this.credentials, this.protocol)
+      base = reply instanceof Uint8Array ? text(reply) : reply instanceof RespVerbatim ? reply.text : String(reply)
     }
-    if (!withRg) return new TextEncoder().encode(base)
     const rg = rgInfoSection(this.server.gears.executions.list().length, this.server.gears.sandboxMemory())
-    return new TextEncoder().encode(base === '' ? rg : `${base.replace(/\r\n$/, '')}\r\n\r\n${rg}`)
+    const body = !withRg ? base : base === '' ? rg : `${base.replace(/\r\n$/, '')}\r\n\r\n${rg}`
+    // RESP3: INFO is a verbatim string, as Redis sends it.
+    return this.protocol === 3 ? new RespVerbatim('txt', body) : new TextEncoder().encode(body)
   }
 
   async #command(sub: 'INFO' | 'DOCS', args: readonly Uint8Array[]): Promise<RespValue> {
@@ -355,18 +364,20 @@ export class ClientSession implements ReplySink {
     if (sub === 'INFO') {
       const ours = commandInfoEntries(rg)
       if (names.length === 0) {
-        const all = await this.server.forwarder.call(['COMMAND', 'INFO'], this.credentials)
+        const all = await this.server.forwarder.call(['COMMAND', 'INFO'], this.credentials, this.protocol)
         return [...(Array.isArray(all) ? all : []), ...ours.values()]
       }
-      const theirs = others.length === 0 ? [] : await this.server.forwarder.call(['COMMAND', 'INFO', ...others], this.credentials)
+      const theirs = others.length === 0 ? [] : await this.server.forwarder.call(['COMMAND', 'INFO', ...others], this.credentials, this.protocol)
       let j = 0
       return names.map((n) => (isRgCommandName(n) ? (ours.get(n.toUpperCase()) ?? null) : ((theirs as RedisReply[])[j++] ?? null)))
     }
     const ours = commandDocsEntries(rg)
-    const theirs = names.length > 0 && others.length === 0 ? [] : await this.server.forwarder.call(['COMMAND', 'DOCS', ...others], this.credentials)
+    const theirs: RespValue =
+      names.length > 0 && others.length === 0 ? [] : await this.server.forwarder.call(['COMMAND', 'DOCS', ...others], this.credentials, this.protocol)
     // RESP2 shape: a flat list of name, docs; RESP3: a map.
-    const flat: [RespValue, RespValue][] = []
-    if (Array.isArray(theirs)) for (let k = 0; k + 1 < theirs.length; k += 2) flat.push([theirs[k]!, theirs[k + 1]!])
+    const flat: (readonly [RespValue, RespValue])[] = []
+    if (theirs instanceof RespMap) flat.push(...theirs.entries)
+    else if (Array.isArray(theirs)) for (let k = 0; k + 1 < theirs.length; k += 2) flat.push([theirs[k]!, theirs[k + 1]!])
     for (const [name, docs] of ours) flat.push([bulkOf(name.toLowerCase()), docs])
     return new RespMap(flat)
   }

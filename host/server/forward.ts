@@ -1,7 +1,8 @@
 /**
  * Forwarding of clients' ordinary commands to the backend, with each client's own credentials so
- * that Redis ACLs govern what it may do: stateless commands share one pipelined connection per
- * (credentials, master); a stateful client gets a pinned connection of its own. In a cluster,
+ * that Redis ACLs govern what it may do, in the client's protocol (a RESP3 client's commands go
+ * on RESP3 connections, so Redis' RESP3 replies pass through): stateless commands share one
+ * pipelined connection per (protocol, credentials, master); a stateful client gets a pinned connection of its own. In a cluster,
  * keyed commands go to their slot's master, MOVED and ASK are followed here, and a multi-key
  * command whose keys hash to different slots gets Redis' CROSSSLOT error.
  */
@@ -45,11 +46,11 @@ export class Forwarder {
     return this.#backend.mode
   }
 
-  #sharedConnection(credentials: ClientCredentials | undefined, address: NodeAddress | undefined): RedisConnection {
-    const key = `${credentialsKey(credentials)}@${address === undefined ? '' : `${address.host}:${address.port}`}`
+  #sharedConnection(credentials: ClientCredentials | undefined, address: NodeAddress | undefined, protocol: 2 | 3): RedisConnection {
+    const key = `${protocol}:${credentialsKey(credentials)}@${address === undefined ? '' : `${address.host}:${address.port}`}`
     let conn = this.#shared.get(key)
     if (conn === undefined || conn.isClosed) {
-      conn = proxyConnection(this.#backend, address, toBackendCredentials(credentials), { reconnect: true, selectDb: true })
+      conn = proxyConnection(this.#backend, address, toBackendCredentials(credentials), { reconnect: true, selectDb: true, protocol })
       this.#shared.set(key, conn)
     }
     return conn
@@ -74,12 +75,12 @@ export class Forwarder {
   }
 
   /** A stateless command on a shared connection; MOVED and ASK are followed (cluster). */
-  async call(args: readonly RedisArg[], credentials: ClientCredentials | undefined): Promise<RedisReply> {
-    if (this.#backend.mode === 'standalone') return this.#sharedConnection(credentials, undefined).send(args)
+  async call(args: readonly RedisArg[], credentials: ClientCredentials | undefined, protocol: 2 | 3 = 2): Promise<RedisReply> {
+    if (this.#backend.mode === 'standalone') return this.#sharedConnection(credentials, undefined, protocol).send(args)
     let address = await this.route(args)
     let asking = false
     for (let redirections = 0; ; redirections++) {
-      const conn = this.#sharedConnection(credentials, address)
+      const conn = this.#sharedConnection(credentials, address, protocol)
       try {
         if (!asking) return await conn.send(args)
         const [askingReply, reply] = conn.sendMany([['ASKING'], args])
@@ -98,9 +99,9 @@ export class Forwarder {
   }
 
   /** A connection of the client's own (MULTI, SELECT, blocking commands, pub/sub ...). */
-  async pin(args: readonly RedisArg[], credentials: ClientCredentials | undefined): Promise<RedisConnection> {
+  async pin(args: readonly RedisArg[], credentials: ClientCredentials | undefined, protocol: 2 | 3 = 2): Promise<RedisConnection> {
     const address = await this.route(args).catch(() => undefined)
-    return proxyConnection(this.#backend, address, toBackendCredentials(credentials), { reconnect: false, selectDb: true })
+    return proxyConnection(this.#backend, address, toBackendCredentials(credentials), { reconnect: false, selectDb: true, protocol })
   }
 
   /**

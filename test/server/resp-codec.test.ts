@@ -138,4 +138,28 @@ test('encodeCommand → request reader: the same arguments, strings as UTF-8 and
   assert.equal(got, [[b('SET'), b('clé'), bytes]])
 })
 
+test('RESP3 reader (resp3 on): every kind, and re-encoding gives the same bytes', () => {
+  const wire =
+    '%2\r\n$1\r\na\r\n,0.10000000000000001\r\n$1\r\nb\r\n~2\r\n#t\r\n_\r\n' +
+    '>3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nm\r\n' +
+    '(12345678901234567890123\r\n' +
+    '=9\r\ntxt:hello\r\n' +
+    '!5\r\nERR x\r\n' +
+    '*2\r\n,inf\r\n#f\r\n'
+  const got: RedisReply[] = []
+  const reader = new Resp2Reader({ budget: () => Infinity, reply: (v) => got.push(v), refused: () => {} })
+  assert.throws(() => new Resp2Reader({ budget: () => Infinity, reply: () => {}, refused: () => {} }).feed(b('%1\r\n')), /unexpected RESP type byte 0x25/)
+  reader.resp3 = true
+  for (const ch of wire) reader.feed(b(ch))
+  assert.is(got.length, 6)
+  const map = got[0] as unknown as RespMap
+  assert.instance(map, RespMap)
+  assert.instance(got[1], RespPush)
+  assert.is(got[2], 12345678901234567890123n)
+  assert.instance(got[3], RespVerbatim)
+  assert.instance(got[4], NestedReplyError)
+  // A blob error is re-encoded as a simple error (same text; Redis itself sends simple errors).
+  assert.is(got.map((v) => dec.decode(encodeReply(v, 3))).join(''), wire.replace('!5\r\nERR x\r\n', '-ERR x\r\n'))
+})
+
 test.run()

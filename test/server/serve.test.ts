@@ -92,6 +92,13 @@ test('RESP3: HELLO 3 answers a map; pub/sub messages arrive as push frames; HELL
   sub.clear()
   sub.write('GET nothing:here\r\n')
   assert.is(await sub.until((t) => t.length >= 3), '_\r\n')
+  // Redis' RESP3 replies pass through as it sends them: maps, doubles, sets.
+  sub.clear()
+  sub.write('HSET r3:h f v\r\nHGETALL r3:h\r\nZADD r3:z 1.5 m\r\nZSCORE r3:z m\r\nSADD r3:s a\r\nSMEMBERS r3:s\r\n')
+  assert.is(
+    await sub.until((t) => t.endsWith('~1\r\n$1\r\na\r\n')),
+    ':1\r\n%1\r\n$1\r\nf\r\n$1\r\nv\r\n:1\r\n,1.5\r\n:1\r\n~1\r\n$1\r\na\r\n',
+  )
   sub.clear()
   sub.write('SUBSCRIBE news\r\n')
   assert.is(await sub.until((t) => t.endsWith(':1\r\n')), '>3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n')
@@ -133,6 +140,15 @@ test('BLPOP pins a connection: it blocks only its client', async () => {
   assert.is(settled, false)
   await other.lpush('queue', 'job')
   assert.equal(await popped, ['queue', 'job'])
+})
+
+test('a pinned client that switches to RESP3 gets RESP3 replies from its own connection', async () => {
+  const raw = await RawClient.open(served.port)
+  raw.write('SELECT 2\r\nHSET p3:h f v\r\nHELLO 3\r\nHGETALL p3:h\r\n')
+  const out = await raw.until((t) => t.endsWith('%1\r\n$1\r\nf\r\n$1\r\nv\r\n'))
+  assert.ok(out.startsWith('+OK\r\n:1\r\n%7\r\n'), out)
+  assert.ok(out.endsWith('%1\r\n$1\r\nf\r\n$1\r\nv\r\n'), out)
+  raw.close()
 })
 
 test('SELECT is per client; RESET goes back to db 0', async () => {
