@@ -270,6 +270,12 @@ export class ClientSession implements ReplySink {
       )
       return
     }
+    if (name === 'HELLO' && args.length >= 2) {
+      // Redis switches the tunnel's protocol: read its answers accordingly, encode ours the same.
+      const version = text(args[1]!)
+      if (version === '3') this.#pinned?.acceptResp3()
+      if (version === '2' || version === '3') this.protocol = version === '3' ? 3 : 2
+    }
     if (!this.#pinned?.sendRaw(args)) this.close()
   }
 

@@ -115,7 +115,20 @@ test('RESP3: HELLO 3 answers a map; pub/sub messages arrive as push frames; HELL
   sub.close()
 })
 
-test('pub/sub through the server with ioredis (RESP2)', async () => {
+test('a subscribed RESP2 client that switches to RESP3 keeps its subscription, now with push frames', async () => {
+  const sub = await RawClient.open(served.port)
+  sub.write('SUBSCRIBE switch\r\n')
+  await sub.until((t) => t.endsWith(':1\r\n'))
+  sub.clear()
+  sub.write('HELLO 3\r\n')
+  await sub.until((t) => t.includes('modules'))
+  sub.clear()
+  assert.is(await client().publish('switch', 'x'), 1)
+  assert.is(await sub.until((t) => t.endsWith('x\r\n')), '>3\r\n$7\r\nmessage\r\n$6\r\nswitch\r\n$1\r\nx\r\n')
+  sub.close()
+})
+
+test('pub/sub through the server with ioredis (which speaks RESP3)', async () => {
   const sub = client()
   const got: string[] = []
   sub.on('message', (channel: string, message: string) => got.push(`${channel}:${message}`))
