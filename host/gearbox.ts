@@ -21,6 +21,7 @@ import type { RedisBackend } from './redis/types.js'
 import { DEFAULT_ATOMIC_RETRIES } from './runtime/handler.js'
 import { consoleLogger, type GearsLogger } from './runtime/logger.js'
 import { resolveLimits } from './sandbox/limits.js'
+import { startServer, type ServeOptions, type ServerHandle } from './server/index.js'
 import type { SandboxPlatform } from './sandbox/platform.js'
 import { SandboxPool } from './sandbox/pool.js'
 import type { Limits } from './sandbox/types.js'
@@ -301,6 +302,38 @@ export class Gearbox {
     return this.#deps.registrations.trigger(name, args, key)
   }
 
+  /**
+   * Serves RESP on `options.port` (default: a free one) of `options.bind` (default 127.0.0.1):
+   * ordinary commands go to this Gearbox's Redis, RG.* commands run here (README "gearbox serve").
+   * `close()` on the handle drains and stops the server; the Gearbox stays open.
+   */
+  serve(options: ServeOptions = {}): Promise<ServerHandle> {
+    if (this.#closing !== undefined) return Promise.reject(new ClosedError())
+    const config = this.#deps.config as Record<string, string>
+    const pool = this.#pool
+    const memoryBytes = this.#limits.memoryBytes
+    let peak = 0
+    const sandboxMemory = (): { total: number; peak: number; current: number } => {
+      // Each running sandbox may hold up to limits.memoryBytes: that reservation is what is counted.
+      const stats = pool.stats()
+      const current = stats.busy * memoryBytes
+      peak = Math.max(peak, current)
+      return { total: stats.executions * memoryBytes, peak, current }
+    }
+    return startServer(
+      {
+        execute: (source, executeOptions) => this.execute(source, { unblocking: executeOptions.unblocking }),
+        executions: this.executions,
+        config,
+        shards: () => this.#deps.backend.shards(),
+        mode: this.#deps.backend.mode,
+        sandboxMemory,
+      },
+      this.#deps.backend,
+      options,
+    )
+  }
+
   /** Stops the workers (aborting running executions) and closes the Redis connections gearbox opened. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
@@ -322,7 +355,7 @@ function maxExecutions(config: Readonly<Record<string, string>>): number {
 }
 
 function checkConfig(config: Readonly<Record<string, string>> | undefined): Readonly<Record<string, string>> {
-  if (config === undefined) return Object.freeze({})
+  if (config === undefined) return Object.create(null) as Record<string, string>
   if (typeof config !== 'object' || config === null || Array.isArray(config)) {
     throw new InvalidArgumentError('config must be an object of string values')
   }
@@ -331,7 +364,8 @@ function checkConfig(config: Readonly<Record<string, string>> | undefined): Read
     if (typeof value !== 'string') throw new InvalidArgumentError(`config.${key} must be a string (got ${typeof value})`)
     copy[key] = value
   }
-  return Object.freeze(copy)
+  // Not frozen: RG.CONFIGSET (gearbox serve) writes it; guests read it at each configGet().
+  return copy
 }
 
 function isBackend(value: object): value is RedisBackend {

@@ -3,6 +3,7 @@ import { InvalidArgumentError } from '../errors.js'
 
 export const USAGE = `Usage:
   gearbox run <file.js> [options]   run a RedisGears function script once and print its reply
+  gearbox serve [options]           serve RESP: RG.* commands here, every other command to Redis
   gearbox --help                    show this text
 
 Options of run:
@@ -21,6 +22,12 @@ Options of run:
   --wall-ms <n>          execution wall-time limit in milliseconds (limits.wallMs)
   --workers <n>          sandbox worker threads
   --json                 print the reply as JSON (bigints as decimal strings, bytes as {"base64": ...})
+
+Options of serve (and --redis, --cluster, --memory-bytes, --cpu-ms, --wall-ms, --workers as above):
+  --port <n>             TCP port to listen on (default 6380; 0 picks a free one)
+  --bind <addr>          address to listen on (default 127.0.0.1)
+serve prints one line when it accepts connections; SIGTERM or SIGINT drains it (stops accepting,
+lets running executions finish for up to 10 s) and exits.
 
 log() lines go to stderr as "GEARS: <message>"; the reply goes to stdout. A script that calls
 run() prints [results, errors]; on a terminal, stderr shows the records read while it runs.
@@ -44,7 +51,21 @@ export interface RunArgs {
   readonly profile?: true
 }
 
-export type CliArgs = RunArgs | { readonly command: 'help' }
+export interface ServeArgs {
+  readonly command: 'serve'
+  readonly port: number
+  readonly bind: string
+  readonly redis: string | undefined
+  readonly cluster: readonly string[]
+  readonly memoryBytes: number | undefined
+  readonly cpuMs: number | undefined
+  readonly wallMs: number | undefined
+  readonly workers: number | undefined
+}
+
+export const DEFAULT_SERVE_PORT = 6380
+
+export type CliArgs = RunArgs | ServeArgs | { readonly command: 'help' }
 
 const NUMBER_OPTIONS = {
   '--memory-bytes': 'memoryBytes',
@@ -74,6 +95,7 @@ export function parseArgs(argv: readonly string[]): CliArgs {
   if (argv.length === 0) throw usageError('missing command')
   if (argv.includes('--help') || argv.includes('-h') || argv[0] === 'help') return { command: 'help' }
   const [command, ...rest] = argv
+  if (command === 'serve') return parseServeArgs(rest)
   if (command !== 'run') throw usageError(`unknown command '${command}'`)
 
   let file: string | undefined
@@ -142,5 +164,50 @@ export function parseArgs(argv: readonly string[]): CliArgs {
     ...(load.length > 0 ? { load } : {}),
     ...(flags.localCluster ? { localCluster: true as const } : {}),
     ...(flags.profile ? { profile: true as const } : {}),
+  }
+}
+
+function parseServeArgs(rest: readonly string[]): ServeArgs {
+  let redis: string | undefined
+  let port = DEFAULT_SERVE_PORT
+  let bind = '127.0.0.1'
+  const cluster: string[] = []
+  const numbers: Partial<Record<(typeof NUMBER_OPTIONS)[NumberOption], number>> = {}
+  for (let i = 0; i < rest.length; i++) {
+    const arg = rest[i]!
+    if (!arg.startsWith('--')) throw usageError(`unexpected argument '${arg}' (serve takes options only)`)
+    const eq = arg.indexOf('=')
+    const name = eq === -1 ? arg : arg.slice(0, eq)
+    let value: string
+    if (eq !== -1) value = arg.slice(eq + 1)
+    else {
+      const next = rest[i + 1]
+      if (next === undefined || next.startsWith('--')) throw usageError(`${name} expects a value`)
+      value = next
+      i++
+    }
+    if (name === '--redis') {
+      if (redis !== undefined) throw usageError('--redis given twice')
+      redis = value
+    } else if (name === '--cluster') cluster.push(value)
+    else if (name === '--port') {
+      const n = /^[0-9]+$/.test(value) ? Number(value) : NaN
+      if (!Number.isInteger(n) || n > 65535) throw usageError(`--port expects a port number 0..65535, got '${value}'`)
+      port = n
+    } else if (name === '--bind') bind = value
+    else if (isNumberOption(name)) numbers[NUMBER_OPTIONS[name]] = positiveInteger(name, value)
+    else throw usageError(`unknown option '${name}' for serve`)
+  }
+  if (redis !== undefined && cluster.length > 0) throw usageError('give either --redis or --cluster, not both')
+  return {
+    command: 'serve',
+    port,
+    bind,
+    redis,
+    cluster,
+    memoryBytes: numbers.memoryBytes,
+    cpuMs: numbers.cpuMs,
+    wallMs: numbers.wallMs,
+    workers: numbers.workers,
   }
 }

@@ -13,7 +13,7 @@ import { startRedisCluster, type RedisClusterProcess } from '../platform/redis-c
 import { startRedisServer, type RedisServerProcess } from '../platform/redis-server.js'
 import { createRedisBackend } from '../redis/index.js'
 import type { Limits } from '../sandbox/types.js'
-import { parseArgs, USAGE, type RunArgs } from './args.js'
+import { parseArgs, USAGE, type RunArgs, type ServeArgs } from './args.js'
 import { loadDataFile } from './load-data.js'
 import { renderJson, renderPlain } from './render.js'
 import { runScript } from './run-script.js'
@@ -40,7 +40,8 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
       io.stdout(`${USAGE}\n`)
       return 0
     }
-    await run(args, io)
+    if (args.command === 'serve') await serve(args, io)
+    else await run(args, io)
     return 0
   } catch (error) {
     io.stderr(`${describeError(error)}\n`)
@@ -89,6 +90,53 @@ async function run(args: RunArgs, io: CliIo): Promise<void> {
     await gearbox?.close()
     await server?.stop()
     await cluster?.stop()
+  }
+}
+
+/**
+ * `gearbox serve`: a RESP server until SIGTERM/SIGINT (or `stop` resolves, for tests), then a
+ * drain: stop accepting, let running executions finish (10 s at most), close.
+ */
+export async function serve(args: ServeArgs, io: CliIo, stop?: Promise<void>): Promise<void> {
+  const limits: Partial<Limits> = {
+    ...(args.memoryBytes === undefined ? {} : { memoryBytes: args.memoryBytes }),
+    ...(args.cpuMs === undefined ? {} : { cpuMs: args.cpuMs }),
+    ...(args.wallMs === undefined ? {} : { wallMs: args.wallMs }),
+  }
+  let server: RedisServerProcess | undefined
+  let gearbox: Gearbox | undefined
+  try {
+    let redis: string | { cluster: readonly string[] }
+    let backendName: string
+    if (args.redis !== undefined) {
+      redis = args.redis
+      backendName = `redis ${args.redis.replace(/\/\/[^@/]*@/, '//')}`
+    } else if (args.cluster.length > 0) {
+      redis = { cluster: args.cluster }
+      backendName = `cluster ${args.cluster.map((u) => u.replace(/\/\/[^@/]*@/, '//')).join(',')}`
+    } else {
+      server = await startRedisServer()
+      redis = server.url
+      backendName = `a throwaway redis-server at ${server.url}`
+    }
+    gearbox = await Gearbox.create({
+      redis,
+      limits,
+      logger: { log: (_level, message) => io.stderr(`GEARS: ${message}\n`) },
+      ...(args.workers === undefined ? {} : { workers: args.workers }),
+    })
+    const handle = await gearbox.serve({ port: args.port, bind: args.bind, log: (line) => io.stderr(`${line}\n`) })
+    io.stdout(`gearbox serve: accepting connections on ${handle.address.host}:${handle.address.port}, backend ${backendName}\n`)
+    await (stop ??
+      new Promise<void>((resolve) => {
+        process.once('SIGTERM', () => resolve())
+        process.once('SIGINT', () => resolve())
+      }))
+    io.stderr('gearbox serve: draining\n')
+    await handle.close()
+  } finally {
+    await gearbox?.close()
+    await server?.stop()
   }
 }
 

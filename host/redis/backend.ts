@@ -124,7 +124,7 @@ function positiveOption(value: number | undefined, fallback: number, name: strin
   return value
 }
 
-interface Credentials {
+export interface Credentials {
   readonly username?: string | undefined
   readonly password?: string | undefined
 }
@@ -352,6 +352,35 @@ class GearboxRedisBackend implements RedisBackend {
       },
     }
     return new RedisConnection(config)
+  }
+
+  /**
+   * @internal A connection for the RESP server's forwarding (gearbox serve): to `address` (default:
+   * the standalone master), as `credentials` (default: the configured user), selecting the URL's
+   * db unless `selectDb` is false. A client's commands run on it with that client's rights.
+   */
+  proxyConnection(
+    address: NodeAddress | undefined,
+    credentials: Credentials | undefined,
+    options: { readonly reconnect: boolean; readonly selectDb: boolean; readonly protocol?: 2 | 3 },
+  ): RedisConnection {
+    this.assertOpen()
+    return new RedisConnection({
+      protocol: options.protocol,
+      address: address ?? this.seeds[0]!.address,
+      tls: this.tls,
+      ...(credentials ?? this.credentials),
+      db: options.selectDb ? this.db : undefined,
+      connectTimeoutMs: this.connectTimeoutMs,
+      commandTimeoutMs: undefined,
+      maxReconnectDelayMs: this.maxReconnectDelayMs,
+      reconnect: options.reconnect,
+    })
+  }
+
+  /** @internal The RESP server saw a MOVED: read the slot map again on the next routing. */
+  forgetTopology(): void {
+    if (this.mode === 'cluster') this.invalidateTopology()
   }
 
   private async resolveSentinelMaster(source: SentinelSource): Promise<NodeAddress> {
@@ -828,4 +857,25 @@ class Dedicated implements DedicatedConnection {
     this.released = true
     this.backend.releaseDedicated(this.node, this.conn, this.inMulti ? ['DISCARD'] : this.watching ? ['UNWATCH'] : undefined)
   }
+}
+
+/**
+ * A forwarding connection of gearbox's own backend (see GearboxRedisBackend.proxyConnection); the
+ * RESP server needs a backend made by createRedisBackend (Gearbox.create makes one).
+ */
+export function proxyConnection(
+  backend: RedisBackend,
+  address: NodeAddress | undefined,
+  credentials: Credentials | undefined,
+  options: { readonly reconnect: boolean; readonly selectDb: boolean; readonly protocol?: 2 | 3 },
+): RedisConnection {
+  if (!(backend instanceof GearboxRedisBackend)) {
+    throw new InvalidArgumentError('gearbox serve forwards through a backend made by createRedisBackend (or Gearbox.create)')
+  }
+  return backend.proxyConnection(address, credentials, options)
+}
+
+/** The RESP server followed a MOVED: the backend reads the cluster's slot map again when next asked. */
+export function forgetTopology(backend: RedisBackend): void {
+  if (backend instanceof GearboxRedisBackend) backend.forgetTopology()
 }

@@ -16,7 +16,9 @@
 import { connect as netConnect, type Socket } from 'node:net'
 import { connect as tlsConnect, type ConnectionOptions as TlsOptions } from 'node:tls'
 import { ClosedError, ConnectionError, GearboxError, RedisReplyError, ReplyLimitError } from '../errors.js'
-import { Resp2ProtocolError, Resp2Reader, type ReplySink } from './resp2-reader.js'
+import { encodeCommand } from '../resp/encoder.js'
+import { RespPush } from '../resp/types.js'
+import { Resp2ProtocolError, Resp2Reader, type ReplySink } from '../resp/reader.js'
 import { NestedReplyError, type RedisArg, type RedisReply } from './types.js'
 import { WriteBatcher } from './write-batch.js'
 
@@ -39,6 +41,11 @@ export interface ConnectionConfig {
   readonly reconnect: boolean
   /** Runs before each connect attempt; a GearboxError it throws fails the waiting calls with it. */
   readonly prepare?: (() => Promise<void>) | undefined
+  /**
+   * 3: the handshake is `HELLO 3` (with AUTH inside) and replies are read as RESP3 (the RESP
+   * server's forwarding for RESP3 clients; they may hold the codec's RESP3 kinds). Default 2.
+   */
+  readonly protocol?: 2 | 3 | undefined
   /** Told about every connection failure (the backend keeps the last for messages). */
   readonly onError?: ((error: Error) => void) | undefined
   /**
@@ -80,36 +87,8 @@ const enum Status {
   Closed,
 }
 
-/** RESP2 encoding of one command. */
-export function encodeCommand(args: readonly RedisArg[]): Buffer {
-  let size = 16
-  const parts: (Buffer | string)[] = []
-  for (const arg of args) {
-    if (typeof arg === 'string') {
-      parts.push(arg)
-      size += Buffer.byteLength(arg) + 16
-    } else {
-      const b = Buffer.from(arg.buffer, arg.byteOffset, arg.byteLength)
-      parts.push(b)
-      size += b.length + 16
-    }
-  }
-  const out = Buffer.allocUnsafe(size)
-  let o = out.write(`*${args.length}\r\n`, 0, 'latin1')
-  for (const p of parts) {
-    if (typeof p === 'string') {
-      const n = Buffer.byteLength(p)
-      o += out.write(`$${n}\r\n`, o, 'latin1')
-      o += out.write(p, o, 'utf8')
-    } else {
-      o += out.write(`$${p.length}\r\n`, o, 'latin1')
-      o += p.copy(out, o)
-    }
-    out[o++] = 0x0d
-    out[o++] = 0x0a
-  }
-  return out.subarray(0, o)
-}
+/** RESP2 encoding of one command (the codec's encoder, host/resp). */
+export { encodeCommand }
 
 export function commandName(args: readonly RedisArg[]): string {
   const first = args[0]
@@ -129,6 +108,8 @@ export class RedisConnection implements ReplySink {
   private lastError: Error | undefined
   private fatal: GearboxError | undefined
   private where: string
+  /** Tunnel mode: every value read goes here, in order, with no command to match (pub/sub, MONITOR). */
+  private tap: ((value: RedisReply) => void) | undefined
 
   constructor(private readonly config: ConnectionConfig) {
     this.where = typeof config.address === 'function' ? '(resolving)' : `${config.address.host}:${config.address.port}`
@@ -169,7 +150,7 @@ export class RedisConnection implements ReplySink {
   }
 
   /**
-   * Sends one command. `budget` bounds what its reply may cost the host (see resp2-reader.ts);
+   * Sends one command. `budget` bounds what its reply may cost the host (see resp/reader.ts);
    * the message of a refusal names `budgetName`.
    */
   send(args: readonly RedisArg[], budget = Infinity, budgetName = 'the reply budget'): Promise<RedisReply> {
@@ -254,12 +235,50 @@ export class RedisConnection implements ReplySink {
     })
   }
 
+  /**
+   * Switches to tunnel mode (for a subscribed or monitoring client of the RESP server): from now
+   * on every value Redis sends, replies and messages alike, goes to `onValue` in order. Call it
+   * when no reply is owed; send with {@link sendRaw} afterwards.
+   */
+  startTunnel(onValue: (value: RedisReply) => void): void {
+    this.tap = onValue
+  }
+
+  /** Reads RESP3 from now on (before sending HELLO 3 on this connection). */
+  acceptResp3(): void {
+    if (this.reader) this.reader.resp3 = true
+  }
+
+  /** Tunnel mode: writes a command; what Redis answers reaches the tunnel's `onValue`. */
+  sendRaw(args: readonly RedisArg[]): boolean {
+    const socket = this.socket
+    if (this.status !== Status.Ready || socket === undefined) return false
+    batcher.hold(socket)
+    socket.write(encodeCommand(args))
+    return true
+  }
+
+  /** Called once when the connection is closed for good or lost (tunnel and pinned users). */
+  onLost: (() => void) | undefined
+
   // ReplySink: the reader's view of the command whose reply comes next.
   budget(): number {
     return this.inFlight[0]?.budget ?? Infinity
   }
 
+  /** RESP3 push frames outside tunnel mode (e.g. CLIENT TRACKING invalidations): not replies to a command. */
+  onResp3Push: ((value: RedisReply) => void) | undefined
+
   reply(value: RedisReply): void {
+    if (this.tap && this.inFlight.length === 0) {
+      this.tap(value)
+      return
+    }
+    if (this.tap === undefined && (value as unknown) instanceof RespPush) {
+      this.onResp3Push?.(value)
+      return
+    }
+    // A subscriber connection (config.onPush): RESP2 pub/sub messages are not replies either.
     const onPush = this.config.onPush
     if (onPush !== undefined && isPushMessage(value)) {
       onPush(value)
@@ -338,6 +357,7 @@ export class RedisConnection implements ReplySink {
     socket.setNoDelay(true)
     socket.setKeepAlive(true, 30_000)
     const reader = new Resp2Reader(this)
+    reader.resp3 = this.config.protocol === 3
     this.reader = reader
     this.socket = socket
     socket.on('data', (chunk: Buffer) => {
@@ -357,7 +377,10 @@ export class RedisConnection implements ReplySink {
       if (this.socket === socket) this.onClose()
     })
     const handshake: RedisArg[][] = []
-    if (this.config.password !== undefined) {
+    if (this.config.protocol === 3) {
+      const { username, password } = this.config
+      handshake.push(password === undefined ? ['HELLO', '3'] : ['HELLO', '3', 'AUTH', username ?? 'default', password])
+    } else if (this.config.password !== undefined) {
       handshake.push(this.config.username !== undefined ? ['AUTH', this.config.username, this.config.password] : ['AUTH', this.config.password])
     }
     if (this.config.db !== undefined && this.config.db !== 0) handshake.push(['SELECT', String(this.config.db)])
@@ -391,6 +414,7 @@ export class RedisConnection implements ReplySink {
     if (this.status === Status.Closed) return
     if (!this.config.reconnect) {
       this.status = Status.Closed
+      this.onLost?.()
       const error = this.fatal ?? new ConnectionError(`the dedicated connection to Redis ${this.where} was lost; take a new one with dedicated()`)
       for (const waiter of [...this.waiters]) waiter.fail(error)
       return

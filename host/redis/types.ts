@@ -1,23 +1,14 @@
 /** The Redis backend contract used by the runtime and gears layers. */
 import type { ShardInfo } from '../cluster/topology.js'
 import type { RedisReplyError } from '../errors.js'
+import type { RedisReply } from '../resp/types.js'
 
 export type { ShardInfo }
 
 /** A command argument: strings are sent as UTF-8, bytes as they are. */
 export type RedisArg = string | Uint8Array
 
-/** An error element nested inside an array reply (top-level errors reject instead). */
-export class NestedReplyError {
-  constructor(readonly message: string) {}
-}
-
-/**
- * A Redis reply as the backend delivers it (RESP2 shapes): bulk strings stay bytes so that
- * binary values are never lost; status replies are strings; integers are numbers, or bigint
- * beyond 2^53; nil is null.
- */
-export type RedisReply = Uint8Array | string | number | bigint | null | NestedReplyError | RedisReply[]
+export { NestedReplyError, type RedisReply } from '../resp/types.js'
 
 export interface CallOptions {
   /** Where keyless commands go; keyed commands always route by slot. Default: the current shard. */
@@ -29,7 +20,7 @@ export interface CallOptions {
   readonly internal?: boolean
   /**
    * The reply budget: a reply that would cost the host more (its bytes plus a per-value
-   * overhead, see resp2-reader.ts) is refused from its header or as it arrives, never buffered
+   * overhead, see resp/reader.ts) is refused from its header or as it arrives, never buffered
    * whole, and the call rejects with ReplyLimitError. Executions pass their
    * `limits.maxReplyBytes`. Default: none for functions' calls, the backend's
    * `internalMaxReplyBytes` for internal ones.

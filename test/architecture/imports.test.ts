@@ -41,12 +41,14 @@ function resolveLocal(from: string, spec: string): string | undefined {
 const files = sourceFiles(hostDir)
 const layerOf = (file: string): string => relative(hostDir, file).split('/')[0]!.replace(/\.ts$/, '')
 
-test('imports flow one way: cli → gears → runtime → sandbox, runtime → redis → cluster', () => {
+test('imports flow one way: cli/server → gears → runtime → sandbox, runtime → redis → cluster, redis/server → resp', () => {
   // What each folder may import (besides itself, host/errors.ts and the generated guest bundle).
   const allowed: Record<string, readonly string[]> = {
     sandbox: [],
     cluster: [],
-    redis: ['cluster'],
+    redis: ['cluster', 'resp'],
+    resp: [],
+    server: ['gears', 'runtime', 'sandbox', 'redis', 'cluster', 'resp'],
     runtime: ['sandbox', 'redis', 'cluster'],
     gears: ['runtime', 'sandbox', 'redis', 'cluster', 'generated'],
     platform: ['sandbox'],

@@ -61,7 +61,7 @@ test('help forms', () => {
 
 test('usage errors name what is wrong', () => {
   assert.is(usageError([]).message, 'missing command')
-  assert.is(usageError(['serve']).message, "unknown command 'serve'")
+  assert.is(usageError(['deploy']).message, "unknown command 'deploy'")
   assert.is(usageError(['run']).message, 'run expects a script file: gearbox run <file.js>')
   assert.is(usageError(['run', 'a.js', 'b.js']).message, "unexpected argument 'b.js' (one script file per run)")
   assert.is(usageError(['run', 'a.js', '--redis']).message, '--redis expects a value')
@@ -77,6 +77,22 @@ test('usage errors name what is wrong', () => {
     'give either --redis or --cluster, not both',
   )
   assert.is(usageError(['run', 'a.js', '--x']).code, 'ERR_GEARBOX_INVALID_ARGUMENT')
+})
+
+test('serve: defaults, every option, and its usage errors', () => {
+  assert.equal(parseArgs(['serve']), {
+    command: 'serve', port: 6380, bind: '127.0.0.1', redis: undefined, cluster: [],
+    memoryBytes: undefined, cpuMs: undefined, wallMs: undefined, workers: undefined,
+  })
+  assert.equal(parseArgs(['serve', '--port=0', '--bind', '0.0.0.0', '--cluster', 'redis://a:1', '--cluster', 'redis://b:2', '--workers', '3', '--cpu-ms=100']), {
+    command: 'serve', port: 0, bind: '0.0.0.0', redis: undefined, cluster: ['redis://a:1', 'redis://b:2'],
+    memoryBytes: undefined, cpuMs: 100, wallMs: undefined, workers: 3,
+  })
+  assert.match(usageError(['serve', '--port', '70000']).message, /--port expects a port number/)
+  assert.match(usageError(['serve', 'file.js']).message, /serve takes options only/)
+  assert.match(usageError(['serve', '--redis', 'redis://a', '--cluster', 'redis://b']).message, /either --redis or --cluster/)
+  assert.match(usageError(['serve', '--json']).message, /--json expects a value|unknown option/)
+  assert.match(USAGE, /gearbox serve/)
 })
 
 test.run()

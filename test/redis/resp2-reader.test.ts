@@ -5,7 +5,7 @@
  */
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
-import { ELEMENT_COST, Resp2ProtocolError, Resp2Reader } from '../../host/redis/resp2-reader.js'
+import { ELEMENT_COST, Resp2ProtocolError, Resp2Reader } from '../../host/resp/reader.js'
 import { NestedReplyError, type RedisReply } from '../../host/redis/types.js'
 
 const test = suite('redis: RESP2 reader')

@@ -14,13 +14,36 @@
  * Chunks may split a reply anywhere; state carries over between `feed` calls. The work per chunk
  * is linear in the chunk's length (socket chunks are ≤ 64 KiB), so no chunk holds the I/O
  * thread for long.
+ *
+ * Request mode ({@link ReaderOptions.request}): the same reader decodes what clients send a RESP
+ * server: multibulk commands (`*<n>` of `$<len>` bulks) and inline commands (a line of words, as
+ * typed in telnet), under Redis's limits (bulk and multibulk lengths, inline line length) with
+ * Redis's protocol error texts. Each command reaches the sink as an array of Uint8Array.
  */
-import { NestedReplyError, type RedisReply } from './types.js'
+import { NestedReplyError, RespBoolean, RespDouble, RespMap, RespPush, RespSet, RespVerbatim, type RedisReply, type RespValue } from './types.js'
 
-/** A byte the reader does not know as a RESP2 type (e.g. RESP3 after a stray HELLO 3). */
+/** A byte the reader does not know as a RESP2 type (e.g. RESP3 after a stray HELLO 3), or a broken request. */
 export class Resp2ProtocolError extends Error {
   override readonly name = 'Resp2ProtocolError'
 }
+
+export interface ReaderOptions {
+  /** Decode client requests instead of replies (see the file comment). Default false. */
+  readonly request?: boolean
+  /** Request mode: the longest bulk argument (Redis' proto-max-bulk-len). Default 512 MiB. */
+  readonly maxBulkLength?: number
+  /** Request mode: the most arguments of one command. Default 1024 × 1024. */
+  readonly maxArrayLength?: number
+  /** Request mode: the longest inline command line. Default 64 KiB (Redis' PROTO_INLINE_MAX_SIZE). */
+  readonly maxInlineLength?: number
+  /** Reply mode: the deepest nesting of arrays accepted. Default 1000. */
+  readonly maxDepth?: number
+}
+
+export const DEFAULT_MAX_BULK_LENGTH = 512 * 1024 * 1024
+export const DEFAULT_MAX_ARRAY_LENGTH = 1024 * 1024
+export const DEFAULT_MAX_INLINE_LENGTH = 64 * 1024
+export const DEFAULT_MAX_DEPTH = 1000
 
 /** What one value costs the host beyond its payload bytes (object header, array slot). */
 export const ELEMENT_COST = 64
@@ -35,17 +58,31 @@ export interface ReplySink {
 }
 
 interface ArrayFrame {
-  readonly items: RedisReply[]
+  readonly items: RespValue[]
   filled: number
+  /** The aggregate's type byte (`*`, or RESP3's `%`, `~`, `>`). */
+  readonly kind: number
 }
 
 const CR = 0x0d
+const LF = 0x0a
 const DASH = 0x2d
 const STATUS = 0x2b // '+'
 const ERROR = 0x2d // '-'
 const INTEGER = 0x3a // ':'
 const BULK = 0x24 // '$'
 const ARRAY = 0x2a // '*'
+// RESP3 (accepted once `resp3` is on)
+const NULL = 0x5f // '_'
+const DOUBLE = 0x2c // ','
+const BOOLEAN = 0x23 // '#'
+const BIG_NUMBER = 0x28 // '('
+const VERBATIM = 0x3d // '='
+const BLOB_ERROR = 0x21 // '!'
+const MAP = 0x25 // '%'
+const SET = 0x7e // '~'
+const PUSH = 0x3e // '>'
+const RESP3_TYPES = new Set([NULL, DOUBLE, BOOLEAN, BIG_NUMBER, VERBATIM, BLOB_ERROR, MAP, SET, PUSH])
 const MAX_SAFE_DIGITS = 15 // any 15-digit integer is below 2^53
 /** Longest header line (bulk/array length, integer) accepted: longer means a broken stream. */
 const MAX_HEADER_LINE = 64
@@ -60,6 +97,8 @@ const enum State {
   Payload,
   /** After a bulk payload: its CR LF. */
   PayloadEnd,
+  /** Request mode: inside an inline command line, up to LF. */
+  Inline,
 }
 
 /**
@@ -133,7 +172,29 @@ export class Resp2Reader {
   /** Skip mode: values still to pass over before the refused reply is done (0: not skipping). */
   private skipping = 0
 
-  constructor(private readonly sink: ReplySink) {}
+  private readonly request: boolean
+  private readonly maxBulkLength: number
+  private readonly maxArrayLength: number
+  private readonly maxInlineLength: number
+  private readonly maxDepth: number
+  /** The payload being read is a bulk string, a verbatim string or a blob error. */
+  private payloadType = BULK
+  /**
+   * Accept RESP3 replies (after HELLO 3 on the connection): maps, sets, pushes, doubles,
+   * booleans, null, big numbers, verbatim strings and blob errors, as the codec's RESP3 kinds.
+   */
+  resp3 = false
+
+  constructor(
+    private readonly sink: ReplySink,
+    options: ReaderOptions = {},
+  ) {
+    this.request = options.request === true
+    this.maxBulkLength = options.maxBulkLength ?? DEFAULT_MAX_BULK_LENGTH
+    this.maxArrayLength = options.maxArrayLength ?? DEFAULT_MAX_ARRAY_LENGTH
+    this.maxInlineLength = options.maxInlineLength ?? DEFAULT_MAX_INLINE_LENGTH
+    this.maxDepth = options.maxDepth ?? DEFAULT_MAX_DEPTH
+  }
 
   /**
    * True while a refused reply is being passed over. (The refusal is reported as soon as the
@@ -160,8 +221,19 @@ export class Resp2Reader {
       }
       switch (this.state) {
         case State.Type: {
+          if (this.request) {
+            const next = chunk[pos]!
+            if (this.stack.length === 0 && this.skipping === 0) {
+              if (next !== ARRAY) {
+                this.state = State.Inline
+                break
+              }
+            } else if (next !== BULK) {
+              throw new Resp2ProtocolError(`Protocol error: expected '$', got '${String.fromCharCode(next)}'`)
+            }
+          }
           const type = chunk[pos++]!
-          if (type !== BULK && type !== ARRAY && type !== STATUS && type !== ERROR && type !== INTEGER) {
+          if (type !== BULK && type !== ARRAY && type !== STATUS && type !== ERROR && type !== INTEGER && !(this.resp3 && RESP3_TYPES.has(type))) {
             throw new Resp2ProtocolError(`unexpected RESP type byte 0x${type.toString(16)}`)
           }
           if (this.stack.length === 0 && this.skipping === 0) {
@@ -177,8 +249,12 @@ export class Resp2Reader {
           const cr = chunk.indexOf(CR, pos)
           const end = cr === -1 ? length : cr
           const piece = end - pos
-          const isHeader = this.type === BULK || this.type === ARRAY || this.type === INTEGER
-          if (isHeader && this.lineLength + piece > MAX_HEADER_LINE) throw new Resp2ProtocolError('a length or integer line is too long')
+          const t = this.type
+          const isHeader = t === BULK || t === ARRAY || t === INTEGER || t === MAP || t === SET || t === PUSH || t === VERBATIM || t === BLOB_ERROR || t === BIG_NUMBER
+          if (isHeader && this.lineLength + piece > MAX_HEADER_LINE) {
+            if (this.request) throw new Resp2ProtocolError(`Protocol error: too big ${this.type === ARRAY ? 'mbulk' : 'bulk'} count string`)
+            throw new Resp2ProtocolError('a length or integer line is too long')
+          }
           // A status or error line is charged as its bytes arrive; over budget, it is skipped to its CR.
           if (!isHeader && this.skipping === 0 && this.charge(piece)) this.refuse()
           if (this.skipping === 0 || isHeader) {
@@ -213,13 +289,17 @@ export class Resp2Reader {
           if (this.payloadFilled === this.payload.length) this.state = State.PayloadEnd
           break
         }
+        case State.Inline: {
+          pos = this.inline(chunk, pos)
+          break
+        }
         case State.PayloadEnd: {
           // chunk[pos] is the CR after the payload.
           pos = this.after(pos + 2, length)
           this.state = State.Type
           const value = this.payload
           this.payload = new Uint8Array(0)
-          this.value(value)
+          this.value(this.payloadValue(value))
           break
         }
       }
@@ -265,12 +345,36 @@ export class Resp2Reader {
         this.value(this.skipping > 0 ? null : new NestedReplyError(lineText(line, start, end)))
         return pos
       case INTEGER:
+      case BIG_NUMBER:
         this.value(lineInteger(line, start, end))
         return pos
+      case NULL:
+        this.value(null)
+        return pos
+      case DOUBLE: {
+        const text = lineText(line, start, end)
+        const n = text === 'inf' ? Infinity : text === '-inf' ? -Infinity : Number(text)
+        this.value(new RespDouble(n, text) as unknown as RedisReply)
+        return pos
+      }
+      case BOOLEAN:
+        this.value(new RespBoolean(line[start] === 0x74) as unknown as RedisReply)
+        return pos
+      case MAP:
+      case SET:
+      case PUSH:
       case ARRAY: {
-        const n = Number(lineInteger(line, start, end))
+        const count = this.request ? this.requestLength(line, start, end, this.maxArrayLength, 'multibulk') : Number(lineInteger(line, start, end))
+        const kind = this.type
+        // A map's count is of pairs: it holds twice as many values.
+        const n = kind === MAP ? count * 2 : count
+        if (n <= 0 && this.request) {
+          // Redis ignores `*0` and `*-1` from a client.
+          if (this.stack.length === 0 && this.skipping === 0) this.cost = 0
+          return pos
+        }
         if (n <= 0) {
-          this.value(n < 0 ? null : [])
+          this.value(n < 0 ? null : this.aggregate(kind, []))
           return pos
         }
         if (this.charge(n * ELEMENT_COST)) this.refuse()
@@ -278,13 +382,16 @@ export class Resp2Reader {
           // The array is replaced by its n elements in the count of values to pass over.
           this.skipping += n - 1
         } else {
-          this.stack.push({ items: new Array<RedisReply>(n), filled: 0 })
+          if (this.stack.length >= this.maxDepth) throw new Resp2ProtocolError(`a reply nested deeper than ${this.maxDepth} arrays`)
+          this.stack.push({ items: new Array<RespValue>(n), filled: 0, kind })
         }
         return pos
       }
       default: {
-        // BULK: the payload follows.
-        const n = Number(lineInteger(line, start, end))
+        // BULK (or RESP3's verbatim string and blob error): the payload follows.
+        this.payloadType = this.type
+        const n = this.request ? this.requestLength(line, start, end, this.maxBulkLength, 'bulk') : Number(lineInteger(line, start, end))
+        if (n < 0 && this.request) throw new Resp2ProtocolError('Protocol error: invalid bulk length')
         if (n < 0) {
           this.value(null)
           return pos
@@ -312,6 +419,66 @@ export class Resp2Reader {
     }
   }
 
+  /** A complete aggregate as its kind: an array, or a RESP3 map, set or push. */
+  private aggregate(kind: number, items: RespValue[]): RedisReply {
+    if (kind === ARRAY) return items as RedisReply[]
+    let value: RespValue
+    if (kind === MAP) {
+      const entries: [RespValue, RespValue][] = []
+      for (let i = 0; i + 1 < items.length; i += 2) entries.push([items[i]!, items[i + 1]!])
+      value = new RespMap(entries)
+    } else value = kind === SET ? new RespSet(items) : new RespPush(items)
+    // RESP3 kinds travel as replies of RESP3 connections (see `resp3`).
+    return value as unknown as RedisReply
+  }
+
+  /** A complete payload as its kind. */
+  private payloadValue(bytes: Uint8Array): RedisReply {
+    if (this.payloadType === BULK) return bytes
+    const text = utf8.decode(bytes)
+    if (this.payloadType === BLOB_ERROR) return new NestedReplyError(text)
+    const format = text.slice(0, 3)
+    return new RespVerbatim(format === 'mkd' ? 'mkd' : 'txt', text.slice(4)) as unknown as RedisReply
+  }
+
+  /** Request mode: a multibulk or bulk length, checked as Redis checks it. */
+  private requestLength(line: Uint8Array, start: number, end: number, max: number, what: 'multibulk' | 'bulk'): number {
+    let n: number
+    try {
+      n = Number(lineInteger(line, start, end))
+    } catch {
+      throw new Resp2ProtocolError(`Protocol error: invalid ${what} length`)
+    }
+    if (n > max || (what === 'bulk' && n < 0)) throw new Resp2ProtocolError(`Protocol error: invalid ${what} length`)
+    return n
+  }
+
+  /** Request mode: reads an inline command line up to LF; returns where to continue. */
+  private inline(chunk: Uint8Array, pos: number): number {
+    const lf = chunk.indexOf(LF, pos)
+    const end = lf === -1 ? chunk.length : lf
+    if (this.lineLength + (end - pos) > this.maxInlineLength) throw new Resp2ProtocolError('Protocol error: too big inline request')
+    if (lf === -1) {
+      ;(this.lineParts ??= []).push(chunk.subarray(pos))
+      this.lineLength += end - pos
+      return end
+    }
+    let line = chunk.subarray(pos, lf)
+    if (this.lineParts) {
+      this.lineParts.push(line)
+      line = concat(this.lineParts, this.lineLength + line.length)
+    }
+    this.lineParts = undefined
+    this.lineLength = 0
+    this.state = State.Type
+    const args = splitInline(line)
+    if (args.length > 0) {
+      this.cost = 0
+      this.sink.reply(args)
+    }
+    return lf + 1
+  }
+
   /** Places a complete value into the array being filled, or emits it as a top-level reply. */
   private value(value: RedisReply): void {
     if (this.skipping > 0) {
@@ -333,7 +500,67 @@ export class Resp2Reader {
       top.items[top.filled++] = v
       if (top.filled < top.items.length) return
       this.stack.pop()
-      v = top.items
+      v = this.aggregate(top.kind, top.items)
     }
+  }
+}
+
+const QUOTE_ESCAPES: Readonly<Record<string, number>> = { n: 0x0a, r: 0x0d, t: 0x09, b: 0x08, a: 0x07 }
+
+function isHex(c: number): boolean {
+  return (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46)
+}
+
+/**
+ * Splits an inline command line as Redis' sdssplitargs does: words separated by blanks, "double
+ * quotes" with \xHH, \n, \r, \t, \b, \a escapes, 'single quotes' with \' only; a closing quote
+ * must be followed by a blank. A trailing CR is dropped.
+ */
+export function splitInline(line: Uint8Array): Uint8Array[] {
+  let end = line.length
+  if (end > 0 && line[end - 1] === CR) end--
+  const args: Uint8Array[] = []
+  const isBlank = (c: number | undefined): boolean => c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d || c === 0x0b || c === 0x0c || c === 0x00
+  let i = 0
+  for (;;) {
+    while (i < end && isBlank(line[i])) i++
+    if (i >= end) return args
+    const bytes: number[] = []
+    const quote = line[i] === 0x22 ? 0x22 : line[i] === 0x27 ? 0x27 : 0
+    if (quote === 0) {
+      while (i < end && !isBlank(line[i])) bytes.push(line[i++]!)
+    } else {
+      i++
+      for (;;) {
+        if (i >= end) throw new Resp2ProtocolError('Protocol error: unbalanced quotes in request')
+        const c = line[i]!
+        if (c === 0x5c && i + 1 < end) {
+          const next = line[i + 1]!
+          if (quote === 0x22 && next === 0x78 && i + 3 < end && isHex(line[i + 2]!) && isHex(line[i + 3]!)) {
+            bytes.push(parseInt(String.fromCharCode(line[i + 2]!, line[i + 3]!), 16))
+            i += 4
+            continue
+          }
+          if (quote === 0x22) {
+            bytes.push(QUOTE_ESCAPES[String.fromCharCode(next)] ?? next)
+            i += 2
+            continue
+          }
+          if (next === 0x27) {
+            bytes.push(0x27)
+            i += 2
+            continue
+          }
+        }
+        if (c === quote) {
+          i++
+          if (i < end && !isBlank(line[i])) throw new Resp2ProtocolError('Protocol error: unbalanced quotes in request')
+          break
+        }
+        bytes.push(c)
+        i++
+      }
+    }
+    args.push(Uint8Array.from(bytes))
   }
 }

@@ -1,0 +1,271 @@
+/**
+ * The RG.* commands of the RESP server (spec §4): their grammar, reply shapes and error texts.
+ * Results are converted by spec §3 (a string starting with '+' is a status, with '-' an error,
+ * other strings bulk; floats as "%lf" text; booleans as integers).
+ */
+import { GearboxError, GuestError } from '../errors.js'
+import { coreSetting } from '../gears/batch-run.js'
+import type { ExecutionInfo, ExecutionResults, ExecutionSummary } from '../gears/executions.js'
+import { dumpExecutionsReply, getExecutionReply, getResultsReply } from '../gears/rg-replies.js'
+import type { ExecuteReply } from '../gears/session.js'
+import type { ShardInfo } from '../redis/types.js'
+import { NestedReplyError, type RedisReply } from '../resp/types.js'
+
+/** What the server needs of a Gearbox (Gearbox.serve passes it). */
+export interface ServerGears {
+  execute(source: string, options: { readonly unblocking: boolean }): Promise<ExecuteReply>
+  readonly executions: {
+    list(): ExecutionSummary[]
+    get(id: string): ExecutionInfo
+    results(id: string): ExecutionResults
+    resultsBlocking(id: string): Promise<ExecutionResults>
+    drop(id: string): void
+    abort(id: string): Promise<void>
+  }
+  /** The extra config dictionary (RG.CONFIGSET writes it; guests' configGet reads it). */
+  readonly config: Record<string, string>
+  /** The masters (RG.INFOCLUSTER). */
+  shards(): Promise<readonly ShardInfo[]>
+  readonly mode: 'standalone' | 'cluster'
+  /** The sandboxes' memory in bytes (RG.PYSTATS, INFO rg): see README for what is counted. */
+  sandboxMemory(): { readonly total: number; readonly peak: number; readonly current: number }
+}
+
+/** An RG.* command's answer: a value to encode (a top-level NestedReplyError is an error reply). */
+export type RgReply = RedisReply
+
+export const MULTI_TEXT = 'Can not run gears inside a multi exec, lua, or when blocking is not allowed'
+const TRIGGER_MULTI_TEXT = 'ERR can not run a non-sync execution inside a MULTI/LUA (blocking is not allowed) or on loading.'
+const ID_CHARSET_TEXT = "ID must be compose of: ['A'-'Z' | 'a'-'z' | '0' - '9' | '-' | '_']"
+
+/** RG commands of the registrations work, which lands separately: they answer this until then. */
+export const REGISTRATION_COMMANDS: ReadonlySet<string> = new Set([
+  'RG.TRIGGER',
+  'RG.TRIGGERONKEY',
+  'RG.DUMPREGISTRATIONS',
+  'RG.UNREGISTER',
+  'RG.PAUSEREGISTRATIONS',
+  'RG.UNPAUSEREGISTRATIONS',
+  'RG.CLEARREGISTRATIONSSTATS',
+  'RG.PYDUMPSESSIONS',
+])
+
+const utf8 = new TextEncoder()
+const text = (bytes: Uint8Array): string => new TextDecoder().decode(bytes)
+const bulk = (value: string): Uint8Array => utf8.encode(value)
+const error = (message: string): NestedReplyError => new NestedReplyError(message)
+
+/** RedisGears core settings with their defaults (spec §4.1); RG.CONFIGGET answers them as integers. */
+const CORE_SETTINGS: Readonly<Record<string, { readonly value: number; readonly runtime: boolean }>> = {
+  MaxExecutions: { value: 1000, runtime: true },
+  MaxExecutionsPerRegistration: { value: 100, runtime: true },
+  ProfileExecutions: { value: 0, runtime: true },
+  ExecutionMaxIdleTime: { value: 5000, runtime: true },
+  SendMsgRetries: { value: 3, runtime: true },
+  ExecutionThreads: { value: 3, runtime: false },
+}
+
+/** Spec §3: one result (or a whole reply) as RESP. */
+export function gearsReply(value: ExecuteReply): RedisReply {
+  if (value === null || typeof value === 'bigint' || value instanceof Uint8Array) return value
+  if (typeof value === 'number') return Number.isInteger(value) ? value : bulk(value.toFixed(6))
+  if (typeof value === 'string') {
+    if (value.length > 1 && value.startsWith('+')) return value.slice(1)
+    if (value.length > 1 && value.startsWith('-')) return error(value.slice(1))
+    return bulk(value)
+  }
+  return value.map(gearsReply)
+}
+
+/** An RG reply built by rg-replies.ts: labels and texts are bulk strings. */
+function shapeReply(value: ExecuteReply): RedisReply {
+  if (typeof value === 'string') return bulk(value)
+  if (Array.isArray(value)) return (value as readonly ExecuteReply[]).map(shapeReply)
+  return value as RedisReply
+}
+
+/** The error reply for a failure: Redis-style text (no CR/LF: the encoder flattens them). */
+function failure(err: unknown): NestedReplyError {
+  if (err instanceof GuestError) return error(`${err.guestName}: ${err.message}`)
+  if (err instanceof GearboxError) return error(err.message)
+  return error(err instanceof Error ? err.message : String(err))
+}
+
+interface JsExecuteOptions {
+  readonly source: string
+  readonly unblocking: boolean
+}
+
+/** Parses RG.PYEXECUTE / RG.JSEXECUTE's arguments (spec §4 grammar); a string is the error text. */
+export function parseExecuteArgs(args: readonly Uint8Array[]): JsExecuteOptions | string {
+  const script = args[1]
+  if (script === undefined) return "ERR wrong number of arguments for 'RG.JSEXECUTE' command"
+  let unblocking = false
+  let replaceWith: string | undefined
+  for (let i = 2; i < args.length; i++) {
+    const token = text(args[i]!)
+    const upper = token.toUpperCase()
+    if (upper === 'UNBLOCKING') unblocking = true
+    else if (upper === 'UPGRADE' || upper === 'FORCE_REINSTALL_REQUIREMENTS') continue
+    else if (upper === 'ID') {
+      const id = args[++i]
+      if (id === undefined) return 'ID is missing'
+      if (!/^[A-Za-z0-9_-]+$/.test(text(id))) return ID_CHARSET_TEXT
+    } else if (upper === 'DESCRIPTION') {
+      if (args[++i] === undefined) return 'DESCRIPTION is missing'
+    } else if (upper === 'REPLACE_WITH') {
+      const old = args[++i]
+      if (old === undefined) return 'REPLACE_WITH is missing'
+      replaceWith = text(old)
+    } else if (upper === 'REQUIREMENTS') {
+      if (i + 1 < args.length) {
+        return 'REQUIREMENTS are not supported by gearbox: JavaScript functions cannot install packages (give REQUIREMENTS with no names, or leave it out)'
+      }
+      break
+    } else return `Unknown arguments were given: ${token}`
+  }
+  // Sessions are kept only for registrations (which land separately): none exists to replace.
+  if (replaceWith !== undefined) return `Can not replace with ${replaceWith}, session does not exists.`
+  return { source: text(script), unblocking }
+}
+
+export interface RgContext {
+  /** The client is inside MULTI. */
+  readonly inMulti: boolean
+}
+
+/** Runs one RG.* command (`name` upper-cased). */
+export async function runRgCommand(gears: ServerGears, name: string, args: readonly Uint8Array[], ctx: RgContext): Promise<RgReply> {
+  const arity = (n: number): NestedReplyError | undefined =>
+    args.length === n ? undefined : error(`ERR wrong number of arguments for '${text(args[0]!)}' command`)
+  try {
+    switch (name) {
+      case 'RG.JSEXECUTE': {
+        if (ctx.inMulti) return error(MULTI_TEXT)
+        const parsed = parseExecuteArgs(args)
+        if (typeof parsed === 'string') return error(parsed)
+        const reply = await gears.execute(parsed.source, { unblocking: parsed.unblocking })
+        // 'OK' (no run) is a status; an unblocking run's id is a bulk string; [results, errors] by §3.
+        if (reply === 'OK') return 'OK'
+        if (typeof reply === 'string') return bulk(reply)
+        if (Array.isArray(reply) && reply.length === 2) {
+          const [results, errors] = reply as unknown as readonly [readonly ExecuteReply[], readonly string[]]
+          return [results.map(gearsReply), errors.map((e) => bulk(e))]
+        }
+        return gearsReply(reply)
+      }
+      case 'RG.PYEXECUTE':
+        if (ctx.inMulti) return error(MULTI_TEXT)
+        return error('ERR gearbox runs JavaScript functions so far: use RG.JSEXECUTE (the Python guest is not built yet)')
+      case 'RG.DUMPEXECUTIONS':
+        return arity(1) ?? shapeReply(dumpExecutionsReply(gears.executions.list()))
+      case 'RG.GETEXECUTION': {
+        if (args.length < 2 || args.length > 3) return error("ERR wrong number of arguments for 'RG.GETEXECUTION' command")
+        const where = args[2] === undefined ? undefined : text(args[2]).toUpperCase()
+        if (where !== undefined && where !== 'SHARD' && where !== 'CLUSTER') return error('unknown subcommand')
+        if (where === 'CLUSTER' && gears.mode === 'standalone') return error('no cluster detected - use `RG.GETEXECUTION <id> [SHARD]` instead')
+        return shapeReply(getExecutionReply(gears.executions.get(text(args[1]!))))
+      }
+      case 'RG.GETRESULTS': {
+        const bad = arity(2)
+        if (bad) return bad
+        return resultsShape(getResultsReply(gears.executions.results(text(args[1]!))))
+      }
+      case 'RG.GETRESULTSBLOCKING': {
+        const bad = arity(2)
+        if (bad) return bad
+        if (ctx.inMulti) return error(MULTI_TEXT)
+        return resultsShape(getResultsReply(await gears.executions.resultsBlocking(text(args[1]!))))
+      }
+      case 'RG.DROPEXECUTION': {
+        const bad = arity(2)
+        if (bad) return bad
+        gears.executions.drop(text(args[1]!))
+        return 'OK'
+      }
+      case 'RG.ABORTEXECUTION': {
+        const bad = arity(2)
+        if (bad) return bad
+        await gears.executions.abort(text(args[1]!))
+        return 'OK'
+      }
+      case 'RG.CONFIGGET':
+        if (args.length < 2) return error("ERR wrong number of arguments for 'RG.CONFIGGET' command")
+        return args.slice(1).map((key) => configGet(gears.config, text(key)))
+      case 'RG.CONFIGSET': {
+        if (args.length < 2) return error("ERR wrong number of arguments for 'RG.CONFIGSET' command")
+        const out: RedisReply[] = []
+        for (let i = 1; i < args.length; i += 2) out.push(configSet(gears.config, text(args[i]!), args[i + 1]))
+        return out
+      }
+      case 'RG.INFOCLUSTER': {
+        if (gears.mode === 'standalone') return bulk('no cluster mode')
+        const shards = await gears.shards()
+        const first = shards[0]
+        return [
+          bulk('MyId'),
+          bulk(first?.id ?? ''),
+          shards.map((s) => [
+            bulk('id'), bulk(s.id), bulk('ip'), bulk(s.host), bulk('port'), s.port,
+            bulk('unixSocket'), bulk('None'), bulk('runid'), bulk(''),
+            bulk('minHslot'), s.slots[0]?.[0] ?? 0, bulk('maxHslot'), s.slots[s.slots.length - 1]?.[1] ?? 0,
+          ]),
+        ]
+      }
+      case 'RG.REFRESHCLUSTER':
+        await gears.shards()
+        return 'OK'
+      case 'RG.PYSTATS': {
+        const bad = arity(1)
+        if (bad) return bad
+        const memory = gears.sandboxMemory()
+        return [bulk('TotalAllocated'), memory.total, bulk('PeakAllocated'), memory.peak, bulk('CurrAllocated'), memory.current]
+      }
+      case 'RG.PYEXECUTEREMOTE':
+        return error('Execute remote is not longer supported')
+      case 'RG.PYFREEINTERPRETER':
+        return error('Free interpreter is not longer supported')
+      default:
+        if (REGISTRATION_COMMANDS.has(name)) {
+          if (ctx.inMulti && (name === 'RG.TRIGGER' || name === 'RG.TRIGGERONKEY')) return error(TRIGGER_MULTI_TEXT)
+          return error(`ERR ${name} is not built yet in gearbox serve: registrations land separately`)
+        }
+        return error(`ERR unknown command '${text(args[0]!)}', gearbox serve does not implement it`)
+    }
+  } catch (err) {
+    return failure(err)
+  }
+}
+
+/** `[[results], [errors]]`: results by §3, errors as bulk strings. */
+function resultsShape(reply: ExecuteReply): RedisReply {
+  const [results, errors] = reply as unknown as readonly [readonly ExecuteReply[], readonly string[]]
+  return [results.map(gearsReply), errors.map((e) => bulk(e))]
+}
+
+function configGet(config: Readonly<Record<string, string>>, key: string): RedisReply {
+  const core = CORE_SETTINGS[key]
+  if (core !== undefined) {
+    const set = coreSetting(config, key)
+    const n = set === undefined ? NaN : Number(set)
+    return Number.isSafeInteger(n) ? n : core.value
+  }
+  if (Object.prototype.hasOwnProperty.call(config, key)) return bulk(config[key]!)
+  return error(`(error) Unsupported config parameter: ${key}`)
+}
+
+function configSet(config: Record<string, string>, key: string, value: Uint8Array | undefined): RedisReply {
+  if (value === undefined) return error(`(error) Value was not given to ${key}`)
+  const coreName = Object.keys(CORE_SETTINGS).find((k) => k.toLowerCase() === key.toLowerCase())
+  if (coreName !== undefined) {
+    if (!CORE_SETTINGS[coreName]!.runtime) return error(`(error) Config value ${key} not modifiable at runtime`)
+    const n = Number(text(value))
+    if (!Number.isSafeInteger(n) || n < 0) return error(`(error) Failed setting config value ${key}`)
+    // The core settings live in the same dictionary, under their canonical names.
+    for (const k of Object.keys(config)) if (k.toLowerCase() === key.toLowerCase()) delete config[k]
+    config[coreName] = String(n)
+    return 'OK'
+  }
+  config[key] = text(value)
+  return 'OK - value was saved in extra config dictionary'
+}
