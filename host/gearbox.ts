@@ -328,6 +328,8 @@ export class Gearbox {
         shards: () => this.#deps.backend.shards(),
         mode: this.#deps.backend.mode,
         sandboxMemory,
+        trigger: (name, args, key) => (key === undefined ? this.trigger(name, ...args) : this.triggerOnKey(name, key, ...args)),
+        registrations: this.registrations,
       },
       this.#deps.backend,
       options,

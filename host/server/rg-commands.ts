@@ -7,7 +7,9 @@ import { GearboxError, GuestError } from '../errors.js'
 import { coreSetting } from '../gears/batch-run.js'
 import type { ExecutionInfo, ExecutionResults, ExecutionSummary } from '../gears/executions.js'
 import { dumpExecutionsReply, getExecutionReply, getResultsReply } from '../gears/rg-replies.js'
+import type { RegistrationInfo } from '../gears/registrations.js'
 import type { ExecuteReply } from '../gears/session.js'
+import type { WireValue } from '../runtime/wire.js'
 import type { ShardInfo } from '../redis/types.js'
 import { NestedReplyError, type RedisReply } from '../resp/types.js'
 
@@ -29,6 +31,13 @@ export interface ServerGears {
   readonly mode: 'standalone' | 'cluster'
   /** The sandboxes' memory in bytes (RG.PYSTATS, INFO rg): see README for what is counted. */
   sandboxMemory(): { readonly total: number; readonly peak: number; readonly current: number }
+  /** RG.TRIGGER / RG.TRIGGERONKEY (Gearbox.trigger / triggerOnKey). */
+  trigger(name: string, args: readonly string[], key?: string): Promise<WireValue[]>
+  readonly registrations: {
+    list(): RegistrationInfo[]
+    unregister(id: string): void
+    clearStats(): void
+  }
 }
 
 /** An RG.* command's answer: a value to encode (a top-level NestedReplyError is an error reply). */
@@ -38,15 +47,10 @@ export const MULTI_TEXT = 'Can not run gears inside a multi exec, lua, or when b
 const TRIGGER_MULTI_TEXT = 'ERR can not run a non-sync execution inside a MULTI/LUA (blocking is not allowed) or on loading.'
 const ID_CHARSET_TEXT = "ID must be compose of: ['A'-'Z' | 'a'-'z' | '0' - '9' | '-' | '_']"
 
-/** RG commands of the registrations work, which lands separately: they answer this until then. */
+/** RG commands of registration features gearbox does not have yet: they answer a clear error. */
 export const REGISTRATION_COMMANDS: ReadonlySet<string> = new Set([
-  'RG.TRIGGER',
-  'RG.TRIGGERONKEY',
-  'RG.DUMPREGISTRATIONS',
-  'RG.UNREGISTER',
   'RG.PAUSEREGISTRATIONS',
   'RG.UNPAUSEREGISTRATIONS',
-  'RG.CLEARREGISTRATIONSSTATS',
   'RG.PYDUMPSESSIONS',
 ])
 
@@ -221,6 +225,33 @@ export async function runRgCommand(gears: ServerGears, name: string, args: reado
         const memory = gears.sandboxMemory()
         return [bulk('TotalAllocated'), memory.total, bulk('PeakAllocated'), memory.peak, bulk('CurrAllocated'), memory.current]
       }
+      case 'RG.TRIGGER':
+      case 'RG.TRIGGERONKEY': {
+        if (ctx.inMulti) return error(TRIGGER_MULTI_TEXT)
+        const onKey = name === 'RG.TRIGGERONKEY'
+        if (args.length < (onKey ? 3 : 2)) return error(`ERR wrong number of arguments for '${text(args[0]!)}' command`)
+        const trigger = text(args[1]!)
+        const key = onKey ? text(args[2]!) : undefined
+        const rest = args.slice(onKey ? 3 : 2).map(text)
+        // The results by §3, or (Gearbox.trigger rejects) the first error as the whole reply.
+        return (await gears.trigger(trigger, rest, key)).map((v) => gearsReply(v as ExecuteReply))
+      }
+      case 'RG.DUMPREGISTRATIONS': {
+        const bad = arity(1)
+        if (bad) return bad
+        return gears.registrations.list().map(dumpRegistration)
+      }
+      case 'RG.UNREGISTER': {
+        if (args.length < 2 || args.length > 3) return error("ERR wrong number of arguments for 'RG.UNREGISTER' command")
+        gears.registrations.unregister(text(args[1]!))
+        return 'OK'
+      }
+      case 'RG.CLEARREGISTRATIONSSTATS': {
+        const bad = arity(1)
+        if (bad) return bad
+        gears.registrations.clearStats()
+        return 'OK'
+      }
       case 'RG.PYEXECUTEREMOTE':
         return error('Execute remote is not longer supported')
       case 'RG.PYFREEINTERPRETER':
@@ -228,13 +259,54 @@ export async function runRgCommand(gears: ServerGears, name: string, args: reado
       default:
         if (REGISTRATION_COMMANDS.has(name)) {
           if (ctx.inMulti && (name === 'RG.TRIGGER' || name === 'RG.TRIGGERONKEY')) return error(TRIGGER_MULTI_TEXT)
-          return error(`ERR ${name} is not built yet in gearbox serve: registrations land separately`)
+          return error(`ERR ${name} is not built yet in gearbox serve (pausing registrations and sessions come with stream registrations)`)
         }
         return error(`ERR unknown command '${text(args[0]!)}', gearbox serve does not implement it`)
     }
   } catch (err) {
     return failure(err)
   }
+}
+
+/**
+ * One RG.DUMPREGISTRATIONS entry (spec §4): `['id', id, 'reader', r, 'desc', d|nil,
+ * 'RegistrationData', [...], 'PD', session, 'ExecutionThreadPool', 'DefaultPool']`, labels and
+ * texts as bulk strings, counters as integers, avgRunDurationMS as a double's text.
+ */
+function dumpRegistration(info: RegistrationInfo): RedisReply {
+  const d = info.RegistrationData
+  const data: RedisReply[] = [
+    bulk('mode'), bulk(d.mode),
+    bulk('numTriggered'), d.numTriggered,
+    bulk('numSuccess'), d.numSuccess,
+    bulk('numFailures'), d.numFailures,
+    bulk('numAborted'), d.numAborted,
+    bulk('lastRunDurationMS'), Math.round(d.lastRunDurationMS),
+    bulk('totalRunDurationMS'), Math.round(d.totalRunDurationMS),
+    bulk('avgRunDurationMS'), bulk(String(d.avgRunDurationMS)),
+    bulk('lastError'), d.lastError === null ? null : bulk(d.lastError),
+    bulk('args'), d.args.map((a) => argReply(a)),
+    bulk('status'), bulk(d.status),
+  ]
+  return [
+    bulk('id'), bulk(info.id),
+    bulk('reader'), bulk(info.reader),
+    bulk('desc'), info.desc === null ? null : bulk(info.desc),
+    bulk('RegistrationData'), data,
+    bulk('PD'), bulk(`{'sessionId':'${info.session}', 'depsList':[]}`),
+    bulk('ExecutionThreadPool'), bulk('DefaultPool'),
+  ]
+}
+
+/** A registration argument: lists stay lists, null is nil, numbers integers, the rest bulk text. */
+function argReply(value: WireValue): RedisReply {
+  if (value === null) return null
+  if (Array.isArray(value)) return value.map(argReply)
+  if (typeof value === 'number') return Number.isInteger(value) ? value : bulk(String(value))
+  if (typeof value === 'boolean') return value ? 1 : 0
+  if (typeof value === 'string') return bulk(value)
+  if (value instanceof Uint8Array || typeof value === 'bigint') return value
+  return bulk(JSON.stringify(value))
 }
 
 /** `[[results], [errors]]`: results by §3, errors as bulk strings. */

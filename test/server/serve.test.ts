@@ -45,7 +45,39 @@ test('redis-cli: ordinary commands, an RG.JSEXECUTE batch, errors as Redis gives
   assert.match(await redisCli(served.port, ['LPUSH', 'cli:1', 'x']), /WRONGTYPE/)
   assert.match(await redisCli(served.port, ['RG.JSEXECUTE', "throw new Error('boom')"]), /Error: boom/)
   assert.match(await redisCli(served.port, ['RG.PYEXECUTE', "GB().run()"]), /RG.JSEXECUTE/)
-  assert.match(await redisCli(served.port, ['RG.TRIGGER', 'x']), /not built yet/)
+  // redis-cli prints an error reply's text and a blank line.
+  assert.match(await redisCli(served.port, ['RG.TRIGGER', 'cli-unknown']), /^ERR subcommand not found\n/)
+})
+
+test('registrations: RG.TRIGGER / RG.TRIGGERONKEY, errors as the whole reply, DUMPREGISTRATIONS, CLEAR, UNREGISTER', async () => {
+  const c = client({ protocol: 2 } as Record<string, unknown>)
+  assert.is(await redisCli(served.port, ['RG.JSEXECUTE', "GB('CommandReader').map((r) => r.join(' ')).register({ trigger: 'srv-hello' })"]), 'OK\n')
+  assert.is(await redisCli(served.port, ['RG.TRIGGER', 'srv-hello', 'bob', 'alice']), 'srv-hello bob alice\n')
+  assert.is(await redisCli(served.port, ['RG.TRIGGERONKEY', 'srv-hello', 'some-key', 'x']), 'srv-hello some-key x\n')
+  // A trigger whose execution has an error answers that error as the whole reply (spec §1).
+  await redisCli(served.port, ['RG.JSEXECUTE', "GB('CommandReader').map((r) => { throw new Error('no ' + r[1]) }).register({ trigger: 'srv-fail' })"])
+  assert.match(await redisCli(served.port, ['RG.TRIGGER', 'srv-fail', 'way']), /^Error: no way\n/)
+  // Inside MULTI: the RedisGears text.
+  const raw = await RawClient.open(served.port)
+  raw.write('MULTI\r\nRG.TRIGGER srv-hello\r\nDISCARD\r\n')
+  assert.match(await raw.until((t) => t.includes('OK\r\n', 5)), /can not run a non-sync execution inside a MULTI/)
+  raw.close()
+
+  const dump = (await c.call('RG.DUMPREGISTRATIONS')) as unknown[][]
+  const hello = dump.find((entry) => JSON.stringify(entry).includes('srv-hello'))
+  assert.ok(hello, JSON.stringify(dump))
+  assert.equal([hello[0], hello[2], hello[3], hello[6], hello[8], hello[10], hello[11]], ['id', 'reader', 'CommandReader', 'RegistrationData', 'PD', 'ExecutionThreadPool', 'DefaultPool'])
+  const data = hello[7] as unknown[]
+  assert.equal(data.slice(0, 4), ['mode', 'async', 'numTriggered', 2])
+  assert.equal(data.slice(16, 18), ['lastError', null])
+  assert.equal(data.slice(18, 20), ['args', ['trigger', 'srv-hello', 'inorder', 0]])
+  assert.equal(data.slice(20, 22), ['status', 'OK'])
+  assert.is(await c.call('RG.CLEARREGISTRATIONSSTATS'), 'OK')
+  const cleared = ((await c.call('RG.DUMPREGISTRATIONS')) as unknown[][]).find((e) => e[1] === hello[1])!
+  assert.is((cleared[7] as unknown[])[3], 0)
+  assert.is(await c.call('RG.UNREGISTER', String(hello[1])), 'OK')
+  assert.match(await redisCli(served.port, ['RG.UNREGISTER', String(hello[1])]), /^execution is not registered\n/)
+  assert.match(await redisCli(served.port, ['RG.TRIGGER', 'srv-hello']), /^ERR subcommand not found\n/)
 })
 
 test('redis-cli --pipe: 2000 commands, all answered', async () => {
