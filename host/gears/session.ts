@@ -82,6 +82,15 @@ export interface ExecuteScriptOptions {
 
 export { scriptEntry, scriptJob } from './jobs.js'
 
+const REGISTER_WORD = /register/
+
+function refuseUnnamedRegister(): never {
+  throw new GuestFacingError(
+    "register() was reached in a script whose source does not contain the word 'register': gearbox records the top level " +
+      'only of scripts that name it (their registrations replay it); call register() by its name',
+  )
+}
+
 /**
  * Runs `source`'s top level once and returns its outcome.
  *
@@ -91,8 +100,10 @@ export { scriptEntry, scriptJob } from './jobs.js'
 export async function executeScript(deps: SessionDeps, source: string, options: ExecuteScriptOptions): Promise<ScriptOutcome> {
   const { signal } = options
   if (signal?.aborted) throw new AbortedError()
-  const registrations = deps.registrations
   // A script that registers needs its top level recorded: its registrations' executions replay it.
+  // Recording costs every execution a host call, so only scripts whose source names `register`
+  // are recorded; another script's register() (reached without the word) fails with a clear error.
+  const registrations = deps.registrations !== undefined && REGISTER_WORD.test(source) ? deps.registrations : undefined
   const topLevelMode: TopLevelMode | undefined =
     options.topLevel ?? (registrations === undefined ? undefined : { mode: 'record', recording: new TopLevelRecording() })
   const shardId = registrations === undefined ? undefined : (await deps.backend.currentShard()).id
@@ -104,7 +115,9 @@ export async function executeScript(deps: SessionDeps, source: string, options: 
       ...(options.profile === undefined ? {} : { profile: options.profile }),
       ...(topLevelMode === undefined ? {} : { topLevel: topLevelMode }),
       ...(registrations === undefined || shardId === undefined
-        ? {}
+        ? deps.registrations === undefined
+          ? {}
+          : { registrationId: refuseUnnamedRegister }
         : {
             registrationId: (_index: number, compiled: CompiledRegistration) => {
               const trigger = compiled.command?.trigger ?? null

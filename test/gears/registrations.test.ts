@@ -163,6 +163,13 @@ t('all or nothing: a script that throws after register() registers nothing', asy
   assert.equal((await rejection(gearbox().trigger('first'))).code, 'ERR_GEARBOX_TRIGGER_NOT_FOUND')
 })
 
+t("register() reached without its name in the source is refused clearly (only such scripts' top levels are recorded)", async () => {
+  const failure = await rejection(gearbox().execute(`const name = 'reg' + 'ister'; GB('CommandReader')[name]({ trigger: 'hidden' })`))
+  assert.equal(failure.code, 'ERR_GEARBOX_GUEST')
+  assert.match(failure.message, "does not contain the word 'register'")
+  assert.equal((await rejection(gearbox().trigger('hidden'))).code, 'ERR_GEARBOX_TRIGGER_NOT_FOUND')
+})
+
 t('hooks, commands= and sync are stored but inactive, with the reason', async () => {
   await gearbox().execute(`
     GB('CommandReader').register({ hook: 'set', keyprefix: 'h:' })
