@@ -84,6 +84,16 @@ function usageError(message: string): InvalidArgumentError {
   return new InvalidArgumentError(message)
 }
 
+/** The value of option `rest[i]`: after its `=`, or the next argument (which must not be an option). */
+function optionValue(rest: readonly string[], i: number, name: string): string {
+  const arg = rest[i]!
+  const eq = arg.indexOf('=')
+  if (eq !== -1) return arg.slice(eq + 1)
+  const next = rest[i + 1]
+  if (next === undefined || next.startsWith('--')) throw usageError(`${name} expects a value`)
+  return next
+}
+
 function positiveInteger(name: string, text: string): number {
   const value = /^[0-9]+$/.test(text) ? Number(text) : NaN
   if (!Number.isSafeInteger(value) || value <= 0) throw usageError(`${name} expects a positive integer, got '${text}'`)
@@ -125,14 +135,8 @@ export function parseArgs(argv: readonly string[]): CliArgs {
       flags[name === '--profile' ? 'profile' : 'localCluster'] = true
       continue
     }
-    let value: string
-    if (eq !== -1) value = arg.slice(eq + 1)
-    else {
-      const next = rest[i + 1]
-      if (next === undefined || next.startsWith('--')) throw usageError(`${name} expects a value`)
-      value = next
-      i++
-    }
+    const value = optionValue(rest, i, name)
+    if (eq === -1) i++
     if (name === '--redis') {
       if (redis !== undefined) throw usageError('--redis given twice')
       redis = value
@@ -178,14 +182,8 @@ function parseServeArgs(rest: readonly string[]): ServeArgs {
     if (!arg.startsWith('--')) throw usageError(`unexpected argument '${arg}' (serve takes options only)`)
     const eq = arg.indexOf('=')
     const name = eq === -1 ? arg : arg.slice(0, eq)
-    let value: string
-    if (eq !== -1) value = arg.slice(eq + 1)
-    else {
-      const next = rest[i + 1]
-      if (next === undefined || next.startsWith('--')) throw usageError(`${name} expects a value`)
-      value = next
-      i++
-    }
+    const value = optionValue(rest, i, name)
+    if (eq === -1) i++
     if (name === '--redis') {
       if (redis !== undefined) throw usageError('--redis given twice')
       redis = value
