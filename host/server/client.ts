@@ -477,6 +477,19 @@ export class ClientSession implements ReplySink {
     this.#teardown()
   }
 
+  /** Closes after what was written reaches the socket (a drained server's last replies are not cut), destroying it after `graceMs`. */
+  end(graceMs = 1000): void {
+    this.#closed = true
+    if (this.socket.destroyed) return this.#teardown()
+    const timer = setTimeout(() => this.close(), graceMs)
+    timer.unref?.()
+    this.socket.once('close', () => {
+      clearTimeout(timer)
+      this.#teardown()
+    })
+    this.socket.end()
+  }
+
   #torn = false
   #teardown(): void {
     if (this.#torn) return

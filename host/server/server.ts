@@ -129,11 +129,11 @@ export async function startServer(gears: ServerGears, backend: RedisBackend, opt
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()))
         // Drain: commands running (an RG.JSEXECUTE, a blocking read) get until the deadline.
         const deadline = Date.now() + drainMs
-        const busy = (): boolean => [...clients].some((c) => c.running > 0) || gears.executions.list().some((e) => e.status === 'running')
+        const busy = (): boolean => [...clients].some((c) => c.busy) || gears.executions.list().some((e) => e.status === 'running')
         while (busy() && Date.now() < deadline) {
           await new Promise((resolve) => setTimeout(resolve, 20))
         }
-        for (const client of [...clients]) client.close()
+        for (const client of [...clients]) client.end()
         await stopped
         await forwarder.close()
       })()
