@@ -4,8 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian's python3-redis (redis-py) is only for the client-compatibility tests; they are skipped
-# with a logged reason, never silently, when it cannot be installed.
+# Debian's python3-redis (redis-py) is for the client-compatibility tests, which fail without it.
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 /usr/bin/python3 -c 'import redis' >/dev/null 2>&1 || missing+=(python3-redis)
