@@ -253,3 +253,23 @@ export class KeyspaceNotificationsError extends GearboxError {
     super('ERR_GEARBOX_KEYSPACE_NOTIFICATIONS', message)
   }
 }
+
+/**
+ * A session rule of `execute()` (RG.PYEXECUTE's ID / UPGRADE / REPLACE_WITH): the message is
+ * RedisGears' text, e.g. `Session <id> already exists`.
+ */
+export class SessionError extends GearboxError {
+  constructor(message: string) {
+    super('ERR_GEARBOX_SESSION', message)
+  }
+}
+
+/**
+ * gearbox could not read or write its own state in Redis (stored sessions and registrations,
+ * under the reserved `{gearbox}:` prefix): a registration that could not be stored is not kept.
+ */
+export class StoreError extends GearboxError {
+  constructor(message: string) {
+    super('ERR_GEARBOX_STORE', message)
+  }
+}

@@ -10,10 +10,12 @@
 import type { Cluster, Redis } from 'ioredis'
 import { ClosedError, InvalidArgumentError } from './errors.js'
 import { coreSetting } from './gears/batch-run.js'
-import { DEFAULT_MAX_EXECUTIONS, ExecutionRegistry, type ExecutionInfo, type ExecutionResults, type ExecutionSummary } from './gears/executions.js'
-import { executeScript, outcomeReply, type ExecuteReply, type SessionDeps } from './gears/session.js'
+import { DEFAULT_MAX_EXECUTIONS, DEFAULT_MAX_EXECUTIONS_PER_REGISTRATION, ExecutionRegistry, type ExecutionInfo, type ExecutionResults, type ExecutionSummary } from './gears/executions.js'
+import { outcomeReply, type ExecuteReply, type SessionDeps } from './gears/session.js'
 import { KeyspaceFeed } from './gears/keyspace.js'
 import { REGISTRATION_QUEUE_SIZE, RegistrationRegistry, type RegistrationInfo } from './gears/registrations.js'
+import { SessionManager, type SessionInfo } from './gears/sessions.js'
+import { DEFAULT_LEASE_MS, KeyspaceLeases, leasedFeed, SessionStore } from './gears/store.js'
 import type { WireValue } from './runtime/wire.js'
 import { nodePlatform } from './platform/node.js'
 import { createRedisBackend, type FunctionUser } from './redis/index.js'
@@ -85,6 +87,20 @@ export interface GearboxOptions {
    * its `numDropped` (keyspace events are at most once). Default 10,000 (REGISTRATION_QUEUE_SIZE).
    */
   readonly registrationQueueSize?: number
+  /**
+   * Store sessions and their registrations in the Redis they serve (under `{gearbox}:`), restore
+   * them when a Gearbox is created on that Redis, follow the changes other hosts make there, and
+   * share keyspace-event duty with them through per-shard leases (README "Sessions, persistence
+   * and several hosts"). `false`: registrations live in this process only, and this host
+   * processes every keyspace event it hears. Default true.
+   */
+  readonly persist?: boolean
+  /**
+   * Time to live of a keyspace-event lease, in milliseconds: when the host holding a shard's lease
+   * dies, another takes over within about this long (events in between are lost: keyspace
+   * triggers are at most once). Default 5000.
+   */
+  readonly keyspaceLeaseMs?: number
 }
 
 /** Guest languages; only `js` is supported so far. */
@@ -111,6 +127,30 @@ export interface ExecuteOptions {
    * Default: the `ProfileExecutions` config value is `'1'`.
    */
   readonly profile?: boolean
+  /**
+   * The script's session id (RG.PYEXECUTE ID: letters, digits, `-`, `_`). An id in use is refused
+   * (`Session <id> already exists`) unless `upgrade`. Default: 40 random hex characters.
+   */
+  readonly id?: string
+  /** The session's description (RG.PYEXECUTE DESCRIPTION), shown by `sessions.list()`. */
+  readonly description?: string
+  /**
+   * Replace session `id` when it exists (RG.PYEXECUTE UPGRADE): once the new script's top level
+   * finished, its registrations take the old ones' place in one step (events already queued or
+   * running finish on the old version). A script that throws leaves the old version. Default false.
+   */
+  readonly upgrade?: boolean
+  /**
+   * Replace the existing session `replaceWith` with this new one (RG.PYEXECUTE REPLACE_WITH), as
+   * `upgrade` does, under a new id.
+   */
+  readonly replaceWith?: string
+}
+
+/** The sessions (RG.PYDUMPSESSIONS): scripts running now, and scripts that have registrations. */
+export interface Sessions {
+  /** Every session with RG.PYDUMPSESSIONS' fields, oldest first. */
+  list(): SessionInfo[]
 }
 
 /**
@@ -154,14 +194,25 @@ export interface Executions {
 export interface Registrations {
   /** Every registration with RG.DUMPREGISTRATIONS' fields, oldest first. */
   list(): RegistrationInfo[]
-  /** Stops a registration (executions running finish). @throws RegistrationNotFoundError `execution is not registered` */
-  unregister(id: string): void
+  /**
+   * Stops a registration at once (executions running finish); the promise resolves once the
+   * store (and so every other host) has it too.
+   * @throws RegistrationNotFoundError `execution is not registered` (synchronously)
+   */
+  unregister(id: string): Promise<void>
   /** Zeroes every registration's counters and lastError. */
   clearStats(): void
 }
 
+interface GearboxParts {
+  readonly sessions: SessionManager
+  readonly store: SessionStore | undefined
+  readonly hostId: string
+}
+
 export class Gearbox {
   readonly #deps: SessionDeps & { readonly registrations: RegistrationRegistry }
+  readonly #parts: GearboxParts
   readonly #pool: SandboxPool
   readonly #limits: Limits
   readonly #closeBackend: boolean
@@ -170,9 +221,15 @@ export class Gearbox {
   readonly executions: Executions
   /** What scripts registered. */
   readonly registrations: Registrations
+  /** The sessions (scripts running, and scripts with registrations). */
+  readonly sessions: Sessions
+  /** This host's id: in its keyspace leases (`{gearbox}:lease:<shard>`) and change messages. */
+  readonly hostId: string
 
-  private constructor(deps: SessionDeps & { readonly registrations: RegistrationRegistry }, pool: SandboxPool, limits: Limits, closeBackend: boolean) {
+  private constructor(deps: SessionDeps & { readonly registrations: RegistrationRegistry }, parts: GearboxParts, pool: SandboxPool, limits: Limits, closeBackend: boolean) {
     this.#deps = deps
+    this.#parts = parts
+    this.hostId = parts.hostId
     this.#pool = pool
     this.#limits = limits
     this.#closeBackend = closeBackend
@@ -188,9 +245,10 @@ export class Gearbox {
     const registrations = deps.registrations
     this.registrations = Object.freeze({
       list: () => registrations.list(),
-      unregister: (id: string) => registrations.unregister(id),
+      unregister: (id: string) => parts.sessions.unregister(id),
       clearStats: () => registrations.clearStats(),
     })
+    this.sessions = Object.freeze({ list: () => parts.sessions.list() })
   }
 
   /**
@@ -213,7 +271,15 @@ export class Gearbox {
     if (!Number.isSafeInteger(batchSize) || batchSize < 1) {
       throw new InvalidArgumentError(`batchSize must be a positive integer (got ${String(options.batchSize)})`)
     }
-    const executions = new ExecutionRegistry({ maxExecutions: () => maxExecutions(config) })
+    const executions = new ExecutionRegistry({
+      maxExecutions: () => maxExecutions(config),
+      maxExecutionsPerRegistration: () => positiveSetting(config, 'MaxExecutionsPerRegistration', DEFAULT_MAX_EXECUTIONS_PER_REGISTRATION),
+    })
+    const leaseMs = options.keyspaceLeaseMs ?? DEFAULT_LEASE_MS
+    if (!Number.isSafeInteger(leaseMs) || leaseMs < 30) {
+      throw new InvalidArgumentError(`keyspaceLeaseMs must be an integer of at least 30 (got ${String(options.keyspaceLeaseMs)})`)
+    }
+    const persist = options.persist ?? true
     const { backend, owned } = await connect(options)
     let pool: SandboxPool
     try {
@@ -235,18 +301,41 @@ export class Gearbox {
       throw new InvalidArgumentError(`registrationQueueSize must be a positive integer (got ${String(options.registrationQueueSize)})`)
     }
     // The keyspace feed starts with the first KeysReader registration (CONFIG SET, subscribers).
+    // With a store, only the host holding a shard's lease processes that shard's events.
+    const hostId = randomHostId()
+    const leases = persist ? new KeyspaceLeases(backend, logger, hostId, leaseMs) : undefined
     let registrations: RegistrationRegistry | undefined = undefined
-    const feed = new KeyspaceFeed(backend, logger, {
-      event: (shard, local, key, event) => registrations?.keyEvent(shard, local, key, event),
+    const keyspace = new KeyspaceFeed(backend, logger, {
+      event: (shard, local, key, event) => {
+        if (leases === undefined || leases.holds(shard.id)) registrations?.keyEvent(shard, local, key, event)
+      },
       gap: (shardId) => registrations?.subscriberGap(shardId),
     })
-    registrations = new RegistrationRegistry({ pool, backend, logger, config, atomicRetries, batchSize, queueSize }, feed)
-    return new Gearbox(
-      { pool, backend, logger, config, atomicRetries, executions, batchSize, serverSideReads, registrations },
-      pool,
-      limits,
-      owned,
-    )
+    const feed = leases === undefined ? keyspace : leasedFeed(keyspace, leases)
+    registrations = new RegistrationRegistry({ pool, backend, logger, config, atomicRetries, batchSize, queueSize, executions }, feed)
+    const deps = { pool, backend, logger, config, atomicRetries, executions, batchSize, serverSideReads, registrations }
+    const store = persist ? new SessionStore(backend, logger, hostId) : undefined
+    const sessions = new SessionManager(deps, store, logger)
+    try {
+      if (store !== undefined) {
+        // Each host process numbers its registrations in its own range of a million.
+        registrations.idsFrom((await store.hostNumber()) * 1_000_000)
+        // Follow other hosts' changes first, then restore: no change falls in between.
+        const watching = await store.watch(() => {
+          sessions.sync().catch((error: unknown) => logger.log('warning', `stored sessions could not be read: ${error instanceof Error ? error.message : String(error)}`))
+        })
+        if (!watching) logger.log('warning', "this Redis backend cannot subscribe: registrations made by other hosts reach this one only when it restarts")
+        await sessions.sync()
+      }
+    } catch (error) {
+      await sessions.close()
+      await store?.close()
+      await registrations.close()
+      await pool.close()
+      if (owned) await backend.close()
+      throw error
+    }
+    return new Gearbox(deps, { sessions, store, hostId }, pool, limits, owned)
   }
 
   /**
@@ -270,12 +359,21 @@ export class Gearbox {
     }
     if (language !== 'js') throw new InvalidArgumentError(`unknown language '${String(language)}' (supported: 'js')`)
     const limits = options.limits === undefined ? this.#limits : resolveLimits({ ...this.#limits, ...options.limits })
-    const outcome = await executeScript(this.#deps, source, {
-      limits,
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
-      ...(options.unblocking === undefined ? {} : { unblocking: options.unblocking }),
-      ...(options.profile === undefined ? {} : { profile: options.profile }),
-    })
+    const outcome = await this.#parts.sessions.execute(
+      source,
+      {
+        limits,
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+        ...(options.unblocking === undefined ? {} : { unblocking: options.unblocking }),
+        ...(options.profile === undefined ? {} : { profile: options.profile }),
+      },
+      {
+        ...(options.id === undefined ? {} : { id: options.id }),
+        ...(options.description === undefined ? {} : { description: options.description }),
+        ...(options.upgrade === undefined ? {} : { upgrade: options.upgrade }),
+        ...(options.replaceWith === undefined ? {} : { replaceWith: options.replaceWith }),
+      },
+    )
     return outcomeReply(outcome)
   }
 
@@ -322,7 +420,7 @@ export class Gearbox {
     }
     return startServer(
       {
-        execute: (source, executeOptions) => this.execute(source, { unblocking: executeOptions.unblocking }),
+        execute: (source, executeOptions) => this.execute(source, executeOptions),
         executions: this.executions,
         config,
         shards: () => this.#deps.backend.shards(),
@@ -330,6 +428,7 @@ export class Gearbox {
         sandboxMemory,
         trigger: (name, args, key) => (key === undefined ? this.trigger(name, ...args) : this.triggerOnKey(name, key, ...args)),
         registrations: this.registrations,
+        sessions: this.sessions,
       },
       this.#deps.backend,
       options,
@@ -340,6 +439,8 @@ export class Gearbox {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       try {
+        await this.#parts.sessions.close()
+        await this.#parts.store?.close()
         await this.#deps.registrations.close()
         await this.#pool.close()
       } finally {
@@ -348,6 +449,18 @@ export class Gearbox {
     })()
     return this.#closing
   }
+}
+
+/** A positive integer core setting from the `config` option, else `fallback`. */
+function positiveSetting(config: Readonly<Record<string, string>>, name: string, fallback: number): number {
+  const value = Number(coreSetting(config, name))
+  return Number.isSafeInteger(value) && value > 0 ? value : fallback
+}
+
+function randomHostId(): string {
+  const bytes = new Uint8Array(10)
+  globalThis.crypto.getRandomValues(bytes)
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')
 }
 
 /** MaxExecutions from the `config` option (RedisGears' setting), else 1000. */

@@ -21,7 +21,7 @@ export type ExecutionStatus = 'running' | 'done' | 'aborted'
 export interface ExecutionSummary {
   readonly id: string
   readonly status: ExecutionStatus
-  /** Always false: executions of registrations are not batch runs. */
+  /** True for an execution of a registration (kept up to MaxExecutionsPerRegistration per registration). */
   readonly registered: boolean
 }
 
@@ -76,6 +76,8 @@ export class Execution {
   readonly errors: string[] = []
   readonly stepMs: number[]
   readonly startedAt = Date.now()
+  /** The registration it is an execution of, or undefined for a run(). */
+  readonly registration: string | undefined
   status: ExecutionStatus = 'running'
   recordsRead = 0
   readMs = 0
@@ -88,8 +90,9 @@ export class Execution {
   readonly #done: Promise<void>
   #resolveDone!: () => void
 
-  constructor(id: string, shardId: string, plan: RunDescription, profiled: boolean) {
+  constructor(id: string, shardId: string, plan: RunDescription, profiled: boolean, registration?: string) {
     this.id = id
+    this.registration = registration
     this.shardId = shardId
     this.plan = plan
     this.profiled = profiled
@@ -176,7 +179,7 @@ export class Execution {
       id: this.id,
       shardId: this.shardId,
       status: this.status,
-      registered: false,
+      registered: this.registration !== undefined,
       reader: this.plan.reader,
       description: this.plan.desc,
       mode: this.plan.mode,
@@ -196,16 +199,57 @@ export class Execution {
 export interface ExecutionRegistryOptions {
   /** How many executions are kept; when a new one exceeds it, the oldest finished ones are dropped. Default 1000. */
   readonly maxExecutions?: () => number
+  /**
+   * How many executions of one registration are kept (RedisGears' MaxExecutionsPerRegistration);
+   * they do not count toward maxExecutions. Default {@link DEFAULT_MAX_EXECUTIONS_PER_REGISTRATION}.
+   */
+  readonly maxExecutionsPerRegistration?: () => number
 }
+
+/** Default for {@link ExecutionRegistryOptions.maxExecutionsPerRegistration} (RedisGears' MaxExecutionsPerRegistration). */
+export const DEFAULT_MAX_EXECUTIONS_PER_REGISTRATION = 100
 
 /** The executions of one Gearbox. */
 export class ExecutionRegistry {
   readonly #executions = new Map<string, Execution>()
   readonly #maxExecutions: () => number
+  readonly #maxPerRegistration: () => number
+  /** The kept executions of each registration, oldest first. */
+  readonly #byRegistration = new Map<string, Execution[]>()
   #counter = 0
 
   constructor(options: ExecutionRegistryOptions = {}) {
     this.#maxExecutions = options.maxExecutions ?? (() => DEFAULT_MAX_EXECUTIONS)
+    this.#maxPerRegistration = options.maxExecutionsPerRegistration ?? (() => DEFAULT_MAX_EXECUTIONS_PER_REGISTRATION)
+  }
+
+  /**
+   * Registers a running execution of registration `registration` (listed with `registered`);
+   * past MaxExecutionsPerRegistration, that registration's oldest finished ones are dropped.
+   */
+  createRegistered(shardId: string, plan: RunDescription, registration: string): Execution {
+    const execution = new Execution(`${shardId}-${++this.#counter}`, shardId, plan, false, registration)
+    this.#executions.set(execution.id, execution)
+    let kept = this.#byRegistration.get(registration)
+    if (kept === undefined) this.#byRegistration.set(registration, (kept = []))
+    kept.push(execution)
+    const max = Math.max(1, this.#maxPerRegistration())
+    while (kept.length > max) {
+      // The oldest finished one (or one drop() removed already); running ones stay.
+      const index = kept.findIndex((e) => e.finished || this.#executions.get(e.id) !== e)
+      if (index < 0) break
+      const [old] = kept.splice(index, 1)
+      if (old !== undefined && this.#executions.get(old.id) === old) this.#executions.delete(old.id)
+    }
+    return execution
+  }
+
+  /** Forgets the kept executions of a registration that was unregistered. */
+  forgetRegistration(registration: string): void {
+    const kept = this.#byRegistration.get(registration)
+    if (kept === undefined) return
+    this.#byRegistration.delete(registration)
+    for (const e of kept) if (e.finished && this.#executions.get(e.id) === e) this.#executions.delete(e.id)
   }
 
   /** Registers a new running execution started on `shardId`. */
@@ -218,7 +262,7 @@ export class ExecutionRegistry {
 
   /** Every kept execution, oldest first (RG.DUMPEXECUTIONS). */
   list(): ExecutionSummary[] {
-    return [...this.#executions.values()].map((e) => ({ id: e.id, status: e.status, registered: false }))
+    return [...this.#executions.values()].map((e) => ({ id: e.id, status: e.status, registered: e.registration !== undefined }))
   }
 
   /** @throws ExecutionNotFoundError `execution plan does not exist` */
@@ -283,10 +327,16 @@ export class ExecutionRegistry {
 
   #enforceCap(): void {
     const max = Math.max(1, this.#maxExecutions())
-    if (this.#executions.size <= max) return
+    // Registrations' executions have their own cap (MaxExecutionsPerRegistration).
+    let runs = 0
+    for (const e of this.#executions.values()) if (e.registration === undefined) runs++
+    if (runs <= max) return
     for (const [id, execution] of this.#executions) {
-      if (this.#executions.size <= max) break
-      if (execution.finished) this.#executions.delete(id)
+      if (runs <= max) break
+      if (execution.finished && execution.registration === undefined) {
+        this.#executions.delete(id)
+        runs--
+      }
     }
   }
 }

@@ -24,7 +24,9 @@ import { replyValue, type WireValue } from '../runtime/wire.js'
 import type { Limits } from '../sandbox/types.js'
 import { DEFAULT_BATCH_SIZE, emitChars, FlowRequests, heldCost, parseEmit, withOps } from './batch-run.js'
 import { prefixMatches, samePlanOf, type CompiledRegistration } from './flow.js'
+import type { ExecutionRegistry } from './executions.js'
 import { registrationJob } from './jobs.js'
+import type { RunDescription } from './plan.js'
 import { readCommand, recordType } from './readers.js'
 import type { ExecutionStarter } from './session.js'
 
@@ -75,6 +77,8 @@ export interface RegistrationHost {
   readonly batchSize?: number
   /** Events one registration holds at most. Default {@link REGISTRATION_QUEUE_SIZE}. */
   readonly queueSize?: number
+  /** Where executions of events are listed (registered, capped per registration); none when absent. */
+  readonly executions?: ExecutionRegistry
 }
 
 /** A session: one script that registered, what its first run recorded, and the limits its executions get. */
@@ -84,6 +88,8 @@ export interface RegisteringSession {
   readonly recording: TopLevelRecording
   readonly limits: Limits
   readonly registrations: readonly { readonly id: string; readonly compiled: CompiledRegistration }[]
+  /** Registrations of the script not to apply (unregistered since its first run; a restored session). */
+  readonly skip?: ReadonlySet<string>
 }
 
 /** Starts and stops the keyspace-notification feed (gears/keyspace.ts); the registry calls it. */
@@ -169,6 +175,11 @@ class Registration {
   }
 }
 
+/** How an event's execution of `c` shows in the executions (RG.GETEXECUTION). */
+function executionPlan(c: CompiledRegistration): RunDescription {
+  return { reader: c.reader, desc: c.desc, mode: c.mode === 'async_local' ? 'async_local' : 'async', steps: c.display, routes: [] }
+}
+
 /** Why a registration cannot be active in the library yet, or null. */
 function inactiveReasonOf(c: CompiledRegistration): string | null {
   if (c.mode === 'sync') return "mode 'sync' runs inside the triggering command: it needs the RESP front (gearbox serve), not built yet"
@@ -241,15 +252,53 @@ export class RegistrationRegistry {
     return `${shardId}-${++this.#counter}`
   }
 
+  /** Later ids count on from `floor` (a store gives each host process its own range, so hosts never hand out one id twice). */
+  idsFrom(floor: number): void {
+    if (floor > this.#counter) this.#counter = floor
+  }
+
   /** A new session id. */
   newSessionId(): string {
     return `session-${++this.#sessions}`
   }
 
-  /** The registration of trigger `name`, if any (also what register() checks, `trigger already registered`). */
-  hasTrigger(name: string): boolean {
-    for (const r of this.#registrations.values()) if (r.trigger === name) return true
+  /**
+   * The registration of trigger `name`, if any (also what register() checks, `trigger already
+   * registered`); registrations in `ignore` (an upgrade replaces them) do not count.
+   */
+  hasTrigger(name: string, ignore?: ReadonlySet<string>): boolean {
+    for (const r of this.#registrations.values()) if (r.trigger === name && ignore?.has(r.id) !== true) return true
     return false
+  }
+
+  /** The session that registered registration `id`, or undefined. */
+  sessionOf(id: string): string | undefined {
+    return this.#registrations.get(id)?.session.id
+  }
+
+  /**
+   * Replaces registrations `remove` with `session`'s in one step (an upgrade; `session`
+   * undefined: only removes): new events go to the new ones; events already queued or running on
+   * the removed ones finish there. Checks as {@link apply}; nothing changes when they fail.
+   */
+  async replace(remove: readonly string[], session: RegisteringSession | undefined): Promise<void> {
+    const removed = new Set(remove)
+    const added: Registration[] = []
+    if (session !== undefined) {
+      const overflow = session.recording.overflow
+      if (overflow !== undefined) throw new TopLevelRecordingLimitError(topLevelRecordingLimitMessage(overflow))
+      for (const [index, { id, compiled }] of session.registrations.entries()) {
+        if (session.skip?.has(id) === true) continue
+        const trigger = compiled.command?.trigger ?? null
+        if (trigger !== null && this.hasTrigger(trigger, removed)) throw new RegistrationError('trigger already registered')
+        added.push(new Registration(id, index, compiled, session, inactiveReasonOf(compiled)))
+      }
+      if (added.some((r) => r.inactiveReason === null && r.compiled.keys !== undefined)) await this.#startFeed()
+    }
+    // Removed without `active = false`: their queued events still run (in-flight executions finish).
+    for (const id of removed) this.#registrations.delete(id)
+    for (const r of added) this.#registrations.set(r.id, r)
+    await this.#onRegistered(added)
   }
 
   /**
@@ -268,6 +317,10 @@ export class RegistrationRegistry {
     }
     if (added.some((r) => r.inactiveReason === null && r.compiled.keys !== undefined)) await this.#startFeed()
     for (const r of added) this.#registrations.set(r.id, r)
+    await this.#onRegistered(added)
+  }
+
+  async #onRegistered(added: readonly Registration[]): Promise<void> {
     for (const r of added) {
       if (r.compiled.onRegistered === null) continue
       const outcome = await this.#execute(r, 'registered', [], undefined)
@@ -410,6 +463,11 @@ export class RegistrationRegistry {
       }
       return first.id
     })
+    // An event's execution is listed in the executions (registered, capped per registration).
+    const listed =
+      kind === 'event' && host.executions !== undefined
+        ? host.executions.createRegistered(shard?.id ?? (await host.backend.currentShard()).id, executionPlan(r.compiled), r.id)
+        : undefined
     const inner = createHostHandler({
       backend: host.backend,
       logger: host.logger,
@@ -446,7 +504,9 @@ export class RegistrationRegistry {
       },
     })
     try {
-      await host.pool.start(registrationJob(session.source, limits, r.index, kind), handler).result
+      const handle = host.pool.start(registrationJob(session.source, limits, r.index, kind), handler)
+      listed?.track(handle)
+      await handle.result
     } catch (error) {
       errors.push(failureText(error))
       if (error instanceof GearboxError && error instanceof AbortedError) r.numAborted++
@@ -454,6 +514,11 @@ export class RegistrationRegistry {
       await handler.dispose()
     }
     const ms = performance.now() - started
+    if (listed !== undefined) {
+      listed.results.push(...results)
+      listed.errors.push(...errors)
+      listed.finish()
+    }
     if (kind === 'event') {
       r.lastRunMs = ms
       r.totalRunMs += ms

@@ -23,7 +23,7 @@ import type { CompiledRegistration } from './flow.js'
 import type { TopLevelMode } from '../runtime/replay.js'
 import type { Execution, ExecutionRegistry } from './executions.js'
 import { resultsReply } from './result-reply.js'
-import type { RegistrationRegistry } from './registrations.js'
+import type { RegisteringSession, RegistrationRegistry } from './registrations.js'
 import { TopLevelRecording } from '../runtime/replay.js'
 import { GuestFacingError } from '../runtime/guest-facing-error.js'
 
@@ -78,6 +78,19 @@ export interface ExecuteScriptOptions {
   readonly unblocking?: boolean
   /** Measure a run()'s per-step durations. Default: the `ProfileExecutions` config value is `1`. */
   readonly profile?: boolean
+  /** How the script's registrations become a session (gears/sessions.ts); default: applied as a new session. */
+  readonly session?: SessionHooks
+}
+
+/** What gears/sessions.ts decides for a registering script: its id, what it replaces, where it goes. */
+export interface SessionHooks {
+  readonly id: string
+  /** Registrations the session replaces (an upgrade): their trigger names are free for it. */
+  readonly replacing?: ReadonlySet<string>
+  /** The id of the index-th register() call (a restored session's stored ids); default a new one. */
+  readonly registrationId?: (index: number, compiled: CompiledRegistration) => string
+  /** Applies the registrations (and stores them); default RegistrationRegistry.apply. */
+  readonly apply: (session: RegisteringSession) => Promise<void>
 }
 
 export { scriptEntry, scriptJob } from './jobs.js'
@@ -121,8 +134,8 @@ export async function executeScript(deps: SessionDeps, source: string, options: 
         : {
             registrationId: (_index: number, compiled: CompiledRegistration) => {
               const trigger = compiled.command?.trigger ?? null
-              if (trigger !== null && registrations.hasTrigger(trigger)) throw new GuestFacingError('trigger already registered')
-              return registrations.newId(shardId)
+              if (trigger !== null && registrations.hasTrigger(trigger, options.session?.replacing)) throw new GuestFacingError('trigger already registered')
+              return options.session?.registrationId?.(_index, compiled) ?? registrations.newId(shardId)
             },
           }),
     },
@@ -165,13 +178,14 @@ export async function executeScript(deps: SessionDeps, source: string, options: 
         await settled.execution.whenDone()
         deps.executions.forget(settled.execution)
       }
-      await registrations.apply({
-        id: registrations.newSessionId(),
+      const registering: RegisteringSession = {
+        id: options.session?.id ?? registrations.newSessionId(),
         source,
         recording: topLevelMode.recording,
         limits: options.limits,
         registrations: [...run.registrations],
-      })
+      }
+      await (options.session === undefined ? registrations.apply(registering) : options.session.apply(registering))
       return { kind: 'ok' }
     }
     if (settled.kind === 'no-run') return { kind: 'ok' }

@@ -19,7 +19,7 @@
  */
 import { CommandDeniedError, InvalidArgumentError } from '../errors.js'
 import { AclEvaluation, aclRuleProblem, commandEntry } from './acl-check.js'
-import { argText } from './command-metadata.js'
+import { argText, commandKeys } from './command-metadata.js'
 import {
   CONNECTION_STATE_COMMANDS,
   functionAclCommandRules,
@@ -29,6 +29,7 @@ import {
   type FunctionAclRule,
 } from './function-acl.js'
 import { nonBlockingForm } from './non-blocking.js'
+import { isReserved, RESERVED_PREFIX } from './reserved-keys.js'
 import type { PreparedCommand, RedisArg } from './types.js'
 
 /** The default `denyCommands`: server administration and whole-keyspace deletion. */
@@ -99,6 +100,22 @@ function displayOf(acl: string): string {
   return acl.startsWith('@') ? acl : acl.replace('|', ' ').toUpperCase()
 }
 
+/**
+ * Keys and channels under RESERVED_PREFIX are gearbox's own state: refused here with a clear text
+ * (the function user's ACL refuses them too, as NOPERM). Key positions are looked up only when an
+ * argument starts with the prefix, so other commands pay one prefix comparison per argument.
+ */
+function refuseReservedNames(name: string, args: readonly RedisArg[]): void {
+  let suspect = false
+  for (let i = 1; i < args.length && !suspect; i++) suspect = isReserved(args[i]!)
+  if (!suspect) return
+  const names = name === 'publish' || name === 'spublish' ? args.slice(1, 2) : commandKeys(args)
+  if (!names.some(isReserved)) return
+  throw new CommandDeniedError(
+    `keys and channels starting with ${RESERVED_PREFIX} are gearbox's own (stored sessions, registrations, keyspace leases): functions may not use them ${BUILT_IN}`,
+  )
+}
+
 export class CommandPolicy {
   readonly #acl: FunctionAclOptions
   readonly #rules: AclEvaluation<PolicyRule>
@@ -129,6 +146,7 @@ export class CommandPolicy {
     if (args.length === 0) throw new InvalidArgumentError('a command needs at least its name')
     const given = argText(args[0])
     const name = given.toLowerCase()
+    refuseReservedNames(name, args)
     if (WAITING.has(name)) {
       throw new CommandDeniedError(`${name.toUpperCase()} is not allowed in gearbox functions: it waits for replicas and would block the connection gearbox shares among all executions, and it has no non-blocking form ${BUILT_IN}`)
     }

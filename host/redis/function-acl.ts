@@ -14,6 +14,8 @@
  * would change or break the state of a connection all executions share.
  */
 
+import { complementPatterns, RESERVED_PREFIX } from './reserved-keys.js'
+
 /** The ACL user gearbox creates (or updates) for functions when none is configured. */
 export const DEFAULT_FUNCTION_USERNAME = 'gearbox-functions'
 
@@ -106,9 +108,11 @@ export function functionAclCommandRules(options: FunctionAclOptions = {}): Funct
 }
 
 /**
- * The rules for `ACL SETUSER <name> ...` after the password part: key and channel patterns, then
- * the command rules, in the order Redis applies them.
+ * The rules for `ACL SETUSER <name> ...` after the password part: key and channel patterns (every
+ * name but gearbox's own, under RESERVED_PREFIX: see reserved-keys.ts), then the command rules,
+ * in the order Redis applies them.
  */
 export function functionAclRules(options: FunctionAclOptions = {}): string[] {
-  return ['on', 'resetkeys', '~*', 'resetchannels', '&*', ...functionAclCommandRules(options).map((r) => r.rule)]
+  const names = complementPatterns(RESERVED_PREFIX)
+  return ['on', 'resetkeys', ...names.map((p) => `~${p}`), 'resetchannels', ...names.map((p) => `&${p}`), ...functionAclCommandRules(options).map((r) => r.rule)]
 }

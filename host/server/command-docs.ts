@@ -34,7 +34,7 @@ const SPECS: Readonly<Record<string, RgCommandSpec>> = {
   'RG.INFOCLUSTER': { arity: 1, flags: ['readonly'], summary: 'The cluster as gears sees it' },
   'RG.REFRESHCLUSTER': { arity: 1, flags: [], summary: 'Reads the cluster topology again' },
   'RG.PYSTATS': { arity: 1, flags: ['readonly'], summary: "The sandboxes' memory: TotalAllocated, PeakAllocated, CurrAllocated (bytes)" },
-  'RG.PYDUMPSESSIONS': { arity: -1, flags: ['readonly'], summary: 'Lists the sessions (not built yet in gearbox serve)' },
+  'RG.PYDUMPSESSIONS': { arity: -1, flags: ['readonly'], summary: 'Lists the sessions' },
 }
 
 export function isRgCommandName(name: string): boolean {

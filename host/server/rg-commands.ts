@@ -9,13 +9,14 @@ import type { ExecutionInfo, ExecutionResults, ExecutionSummary } from '../gears
 import { dumpExecutionsReply, getExecutionReply, getResultsReply } from '../gears/rg-replies.js'
 import type { RegistrationInfo } from '../gears/registrations.js'
 import type { ExecuteReply } from '../gears/session.js'
+import type { SessionInfo, SessionOptions } from '../gears/sessions.js'
 import type { WireValue } from '../runtime/wire.js'
 import type { ShardInfo } from '../redis/types.js'
 import { NestedReplyError, type RedisReply } from '../resp/types.js'
 
 /** What the server needs of a Gearbox (Gearbox.serve passes it). */
 export interface ServerGears {
-  execute(source: string, options: { readonly unblocking: boolean }): Promise<ExecuteReply>
+  execute(source: string, options: { readonly unblocking: boolean } & SessionOptions): Promise<ExecuteReply>
   readonly executions: {
     list(): ExecutionSummary[]
     get(id: string): ExecutionInfo
@@ -35,9 +36,11 @@ export interface ServerGears {
   trigger(name: string, args: readonly string[], key?: string): Promise<WireValue[]>
   readonly registrations: {
     list(): RegistrationInfo[]
-    unregister(id: string): void
+    unregister(id: string): Promise<void>
     clearStats(): void
   }
+  /** RG.PYDUMPSESSIONS (Gearbox.sessions). */
+  readonly sessions: { list(): SessionInfo[] }
 }
 
 /** An RG.* command's answer: a value to encode (a top-level NestedReplyError is an error reply). */
@@ -51,7 +54,6 @@ const ID_CHARSET_TEXT = "ID must be compose of: ['A'-'Z' | 'a'-'z' | '0' - '9' |
 export const REGISTRATION_COMMANDS: ReadonlySet<string> = new Set([
   'RG.PAUSEREGISTRATIONS',
   'RG.UNPAUSEREGISTRATIONS',
-  'RG.PYDUMPSESSIONS',
 ])
 
 const utf8 = new TextEncoder()
@@ -95,7 +97,7 @@ function failure(err: unknown): NestedReplyError {
   return error(err instanceof Error ? err.message : String(err))
 }
 
-interface JsExecuteOptions {
+interface JsExecuteOptions extends SessionOptions {
   readonly source: string
   readonly unblocking: boolean
 }
@@ -105,18 +107,25 @@ export function parseExecuteArgs(args: readonly Uint8Array[]): JsExecuteOptions 
   const script = args[1]
   if (script === undefined) return "ERR wrong number of arguments for 'RG.JSEXECUTE' command"
   let unblocking = false
+  let upgrade = false
+  let id: string | undefined
+  let description: string | undefined
   let replaceWith: string | undefined
   for (let i = 2; i < args.length; i++) {
     const token = text(args[i]!)
     const upper = token.toUpperCase()
     if (upper === 'UNBLOCKING') unblocking = true
-    else if (upper === 'UPGRADE' || upper === 'FORCE_REINSTALL_REQUIREMENTS') continue
+    else if (upper === 'UPGRADE') upgrade = true
+    else if (upper === 'FORCE_REINSTALL_REQUIREMENTS') continue
     else if (upper === 'ID') {
-      const id = args[++i]
-      if (id === undefined) return 'ID is missing'
-      if (!/^[A-Za-z0-9_-]+$/.test(text(id))) return ID_CHARSET_TEXT
+      const given = args[++i]
+      if (given === undefined) return 'ID is missing'
+      id = text(given)
+      if (!/^[A-Za-z0-9_-]+$/.test(id)) return ID_CHARSET_TEXT
     } else if (upper === 'DESCRIPTION') {
-      if (args[++i] === undefined) return 'DESCRIPTION is missing'
+      const given = args[++i]
+      if (given === undefined) return 'DESCRIPTION is missing'
+      description = text(given)
     } else if (upper === 'REPLACE_WITH') {
       const old = args[++i]
       if (old === undefined) return 'REPLACE_WITH is missing'
@@ -128,9 +137,15 @@ export function parseExecuteArgs(args: readonly Uint8Array[]): JsExecuteOptions 
       break
     } else return `Unknown arguments were given: ${token}`
   }
-  // Sessions are kept only for registrations (which land separately): none exists to replace.
-  if (replaceWith !== undefined) return `Can not replace with ${replaceWith}, session does not exists.`
-  return { source: text(script), unblocking }
+  // The session rules (an existing ID, REPLACE_WITH's target) are checked by Gearbox.execute.
+  return {
+    source: text(script),
+    unblocking,
+    ...(upgrade ? { upgrade } : {}),
+    ...(id === undefined ? {} : { id }),
+    ...(description === undefined ? {} : { description }),
+    ...(replaceWith === undefined ? {} : { replaceWith }),
+  }
 }
 
 export interface RgContext {
@@ -148,7 +163,8 @@ export async function runRgCommand(gears: ServerGears, name: string, args: reado
         if (ctx.inMulti) return error(MULTI_TEXT)
         const parsed = parseExecuteArgs(args)
         if (typeof parsed === 'string') return error(parsed)
-        const reply = await gears.execute(parsed.source, { unblocking: parsed.unblocking })
+        const { source, ...executeOptions } = parsed
+        const reply = await gears.execute(source, executeOptions)
         // 'OK' (no run) is a status; an unblocking run's id is a bulk string; [results, errors] by §3.
         if (reply === 'OK') return 'OK'
         if (typeof reply === 'string') return bulk(reply)
@@ -243,7 +259,7 @@ export async function runRgCommand(gears: ServerGears, name: string, args: reado
       }
       case 'RG.UNREGISTER': {
         if (args.length < 2 || args.length > 3) return error("ERR wrong number of arguments for 'RG.UNREGISTER' command")
-        gears.registrations.unregister(text(args[1]!))
+        await gears.registrations.unregister(text(args[1]!))
         return 'OK'
       }
       case 'RG.CLEARREGISTRATIONSSTATS': {
@@ -252,6 +268,8 @@ export async function runRgCommand(gears: ServerGears, name: string, args: reado
         gears.registrations.clearStats()
         return 'OK'
       }
+      case 'RG.PYDUMPSESSIONS':
+        return dumpSessions(gears.sessions.list(), gears.registrations.list(), args.slice(1).map(text))
       case 'RG.PYEXECUTEREMOTE':
         return error('Execute remote is not longer supported')
       case 'RG.PYFREEINTERPRETER':
@@ -296,6 +314,47 @@ function dumpRegistration(info: RegistrationInfo): RedisReply {
     bulk('PD'), bulk(`{'sessionId':'${info.session}', 'depsList':[]}`),
     bulk('ExecutionThreadPool'), bulk('DefaultPool'),
   ]
+}
+
+/**
+ * RG.PYDUMPSESSIONS `[VERBOSE] [DEAD] [SESSIONS s1 s2 ...]`: one 16-element entry per session
+ * (VERBOSE: the registrations as RG.DUMPREGISTRATIONS entries without PD); under SESSIONS, a
+ * missing one is the string `Session <s> does not exists`. DEAD lists nothing more: gearbox keeps
+ * no dead sessions (a session without registrations ends with its script).
+ */
+function dumpSessions(sessions: readonly SessionInfo[], registrations: readonly RegistrationInfo[], options: readonly string[]): RedisReply {
+  let verbose = false
+  let wanted: string[] | undefined
+  for (let i = 0; i < options.length; i++) {
+    const upper = options[i]!.toUpperCase()
+    if (upper === 'VERBOSE') verbose = true
+    else if (upper === 'DEAD') continue
+    else if (upper === 'SESSIONS') {
+      wanted = options.slice(i + 1)
+      break
+    } else return error(`Unknown option ${options[i]!}`)
+  }
+  const entry = (s: SessionInfo): RedisReply => [
+    bulk('ID'), bulk(s.ID),
+    bulk('sessionDescription'), s.sessionDescription === null ? null : bulk(s.sessionDescription),
+    bulk('refCount'), s.refCount,
+    bulk('linked'), bulk(s.linked),
+    bulk('dead'), bulk(s.dead ? 'true' : 'false'),
+    bulk('requirementInstallationNeeded'), s.requirementInstallationNeeded,
+    bulk('requirements'), s.requirements.map(bulk),
+    bulk('registrations'),
+    verbose
+      ? s.registrations.map((id) => {
+          const info = registrations.find((r) => r.id === id)
+          return info === undefined ? bulk(id) : (dumpRegistration(info) as RedisReply[]).slice(0, 8)
+        })
+      : s.registrations.map(bulk),
+  ]
+  if (wanted === undefined) return sessions.map(entry)
+  return wanted.map((id) => {
+    const found = sessions.find((s) => s.ID === id)
+    return found === undefined ? bulk(`Session ${id} does not exists`) : entry(found)
+  })
 }
 
 /** A registration argument: lists stay lists, null is nil, numbers integers, the rest bulk text. */
