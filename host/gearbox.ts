@@ -19,6 +19,7 @@ import { DEFAULT_LEASE_MS, KeyspaceLeases, leasedFeed, SessionStore } from './ge
 import type { WireValue } from './runtime/wire.js'
 import { nodePlatform } from './platform/node.js'
 import { createRedisBackend, type FunctionUser } from './redis/index.js'
+import { isReserved } from './redis/reserved-keys.js'
 import type { RedisBackend } from './redis/types.js'
 import { DEFAULT_ATOMIC_RETRIES } from './runtime/handler.js'
 import { consoleLogger, type GearsLogger } from './runtime/logger.js'
@@ -307,6 +308,8 @@ export class Gearbox {
     let registrations: RegistrationRegistry | undefined = undefined
     const keyspace = new KeyspaceFeed(backend, logger, {
       event: (shard, local, key, event) => {
+        // gearbox's own keys (the store, the leases) trigger nothing.
+        if (isReserved(key)) return
         if (leases === undefined || leases.holds(shard.id)) registrations?.keyEvent(shard, local, key, event)
       },
       gap: (shardId) => registrations?.subscriberGap(shardId),

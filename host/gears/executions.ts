@@ -38,6 +38,8 @@ export interface ExecutionInfo {
   readonly shardId: string
   readonly status: ExecutionStatus
   readonly registered: boolean
+  /** The registration it is an execution of, or null for a run(). */
+  readonly registration: string | null
   readonly reader: string
   readonly description: string | null
   readonly mode: 'async' | 'async_local'
@@ -180,6 +182,7 @@ export class Execution {
       shardId: this.shardId,
       status: this.status,
       registered: this.registration !== undefined,
+      registration: this.registration ?? null,
       reader: this.plan.reader,
       description: this.plan.desc,
       mode: this.plan.mode,

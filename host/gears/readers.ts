@@ -17,6 +17,7 @@ import { createHash } from 'node:crypto'
 import { keySlot } from '../cluster/slots.js'
 import { RedisReplyError, ReplyLimitError, UnexpectedReplyError } from '../errors.js'
 import type { RedisArg, RedisBackend, RedisReply, ShardInfo } from '../redis/types.js'
+import { isReserved, RESERVED_PREFIX } from '../redis/reserved-keys.js'
 import { DEFAULT_LIMITS } from '../sandbox/limits.js'
 import { GuestFacingError } from '../runtime/guest-facing-error.js'
 import {
@@ -249,7 +250,8 @@ export function pageByteBudget(maxReplyBytes: number): number {
 export const PAGE_SCRIPT = `local r
 if ARGV[7] then r = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[7], 'COUNT', ARGV[2])
 else r = redis.call('SCAN', ARGV[1], 'COUNT', ARGV[2]) end
-local keys = r[2]
+local keys = {}
+for _, k in ipairs(r[2]) do if string.sub(k, 1, ${RESERVED_PREFIX.length}) ~= '${RESERVED_PREFIX}' then keys[#keys + 1] = k end end
 if #keys == 0 then return {r[1], '', 0, {}} end
 if ARGV[3] ~= '1' then return {r[1], cjson.encode(keys), #keys, {}} end
 local budget = tonumber(ARGV[5])
@@ -363,6 +365,7 @@ class KeysSource implements BatchSource {
     if (this.noScan) {
       this.#done = true
       const key = new TextEncoder().encode(this.pattern)
+      if (isReserved(key)) return null
       if (!this.standalone && !ownsSlot(this.ctx.shard, keySlot(key))) return null
       return this.#batchOf([key])
     }
@@ -405,7 +408,9 @@ class KeysSource implements BatchSource {
         count: this.count,
       })
       this.#cursor = page.cursor
-      if (page.keys.length > 0) return this.#batchOf(page.keys)
+      // gearbox's own keys (the store) are no records.
+      const keys = page.keys.filter((k) => !isReserved(k))
+      if (keys.length > 0) return this.#batchOf(keys)
     }
   }
 
