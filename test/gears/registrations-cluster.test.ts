@@ -44,6 +44,8 @@ t.before(async () => {
 })
 
 t.after(async () => {
+  // Registrations are stored in the cluster: leave none for the next files' Gearboxes to restore.
+  for (const r of ctx.gearbox?.registrations.list() ?? []) await ctx.gearbox!.registrations.unregister(r.id)
   await ctx.gearbox?.close()
   ctx.client?.disconnect()
   await ctx.backend?.close()
