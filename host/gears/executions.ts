@@ -247,12 +247,20 @@ export class ExecutionRegistry {
     return execution
   }
 
-  /** Forgets the kept executions of a registration that was unregistered. */
+  /** Forgets the kept executions of a registration that was unregistered or replaced (an upgrade). */
   forgetRegistration(registration: string): void {
     const kept = this.#byRegistration.get(registration)
     if (kept === undefined) return
     this.#byRegistration.delete(registration)
-    for (const e of kept) if (e.finished && this.#executions.get(e.id) === e) this.#executions.delete(e.id)
+    for (const e of kept) {
+      if (this.#executions.get(e.id) !== e) continue
+      if (e.finished) this.#executions.delete(e.id)
+      // One still running goes once it finished (nothing else would drop it).
+      else
+        void e.whenDone().then(() => {
+          if (this.#executions.get(e.id) === e) this.#executions.delete(e.id)
+        })
+    }
   }
 
   /** Registers a new running execution started on `shardId`. */

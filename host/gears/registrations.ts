@@ -296,7 +296,9 @@ export class RegistrationRegistry {
       if (added.some((r) => r.inactiveReason === null && r.compiled.keys !== undefined)) await this.#startFeed()
     }
     // Removed without `active = false`: their queued events still run (in-flight executions finish).
-    for (const id of removed) this.#registrations.delete(id)
+    for (const id of removed) {
+      if (this.#registrations.delete(id)) this.#host.executions?.forgetRegistration(id)
+    }
     for (const r of added) this.#registrations.set(r.id, r)
     await this.#onRegistered(added)
   }
@@ -349,6 +351,7 @@ export class RegistrationRegistry {
     if (r === undefined) throw new RegistrationNotFoundError()
     r.active = false
     this.#registrations.delete(id)
+    this.#host.executions?.forgetRegistration(id)
   }
 
   clearStats(): void {

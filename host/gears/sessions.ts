@@ -205,6 +205,7 @@ export class SessionManager {
       format: STORED_SESSION_FORMAT,
       id: live.id,
       description: live.description,
+      language: 'js',
       source: registering.source,
       limits: registering.limits,
       recording: registering.recording.calls,
@@ -308,6 +309,7 @@ export class SessionManager {
 
   /** Restores `s` (over `live`, an older version of it on this host): its top level under replay, its stored ids. */
   async #restore(s: StoredSession, live: LiveSession | undefined): Promise<void> {
+    if (s.language !== 'js') throw new RegistrationError(`its language '${s.language}' is not one this host runs (js)`)
     const recording = new TopLevelRecording()
     for (const call of s.recording) recording.add(call)
     recording.finish()

@@ -39,6 +39,8 @@ export interface StoredSession {
   readonly format: number
   readonly id: string
   readonly description: string | null
+  /** The guest language of `source` ('js'; a later guest restores only its own). */
+  readonly language: string
   readonly source: string
   readonly limits: Limits
   /** The top level's host calls in its first run (runtime/replay.ts). */
@@ -75,6 +77,7 @@ export function parseStoredSession(json: string): StoredSession | undefined {
       value.format !== STORED_SESSION_FORMAT ||
       typeof value.id !== 'string' ||
       typeof value.source !== 'string' ||
+      typeof value.language !== 'string' ||
       typeof value.rev !== 'string' ||
       !Array.isArray(value.recording) ||
       !Array.isArray(value.registrations) ||
