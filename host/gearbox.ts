@@ -196,9 +196,9 @@ export interface Registrations {
   /** Every registration with RG.DUMPREGISTRATIONS' fields, oldest first. */
   list(): RegistrationInfo[]
   /**
-   * Stops a registration at once (executions running finish); the promise resolves once the
-   * store (and so every other host) has it too.
-   * @throws RegistrationNotFoundError `execution is not registered` (synchronously)
+   * Stops a registration at once (executions running finish, its kept executions are dropped);
+   * the promise resolves once the store (and so every other host) has it too.
+   * Rejects with RegistrationNotFoundError `execution is not registered`.
    */
   unregister(id: string): Promise<void>
   /** Zeroes every registration's counters and lastError. */
@@ -246,7 +246,13 @@ export class Gearbox {
     const registrations = deps.registrations
     this.registrations = Object.freeze({
       list: () => registrations.list(),
-      unregister: (id: string) => parts.sessions.unregister(id),
+      unregister: (id: string) => {
+        try {
+          return parts.sessions.unregister(id)
+        } catch (error) {
+          return Promise.reject(error)
+        }
+      },
       clearStats: () => registrations.clearStats(),
     })
     this.sessions = Object.freeze({ list: () => parts.sessions.list() })

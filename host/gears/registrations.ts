@@ -279,12 +279,15 @@ export class RegistrationRegistry {
   /**
    * Replaces registrations `remove` with `session`'s in one step (an upgrade; `session`
    * undefined: only removes): new events go to the new ones; events already queued or running on
-   * the removed ones finish there. Checks as {@link apply}; nothing changes when they fail.
+   * the removed ones finish there. A recording that overflowed, or a trigger name taken, applies
+   * nothing. The one place registrations are applied (apply() is replace([], session)): what a reader
+   * needs started when one of its registrations is added (the keyspace feed, ...) starts here.
    */
   async replace(remove: readonly string[], session: RegisteringSession | undefined): Promise<void> {
     const removed = new Set(remove)
     const added: Registration[] = []
     if (session !== undefined) {
+      // Every execution replays the top level: a recording that overflowed cannot serve them.
       const overflow = session.recording.overflow
       if (overflow !== undefined) throw new TopLevelRecordingLimitError(topLevelRecordingLimitMessage(overflow))
       for (const [index, { id, compiled }] of session.registrations.entries()) {
@@ -308,18 +311,8 @@ export class RegistrationRegistry {
    * keyspace feed that cannot start, applies none. Then calls their onRegistered functions.
    */
   async apply(session: RegisteringSession): Promise<void> {
-    // Every execution replays the top level: a recording that overflowed cannot serve them.
-    const overflow = session.recording.overflow
-    if (overflow !== undefined) throw new TopLevelRecordingLimitError(topLevelRecordingLimitMessage(overflow))
-    const added: Registration[] = []
-    for (const [index, { id, compiled }] of session.registrations.entries()) {
-      const trigger = compiled.command?.trigger ?? null
-      if (trigger !== null && this.hasTrigger(trigger)) throw new RegistrationError('trigger already registered')
-      added.push(new Registration(id, index, compiled, session, inactiveReasonOf(compiled)))
-    }
-    if (added.some((r) => r.inactiveReason === null && r.compiled.keys !== undefined)) await this.#startFeed()
-    for (const r of added) this.#registrations.set(r.id, r)
-    await this.#onRegistered(added)
+    // One path for new, upgraded and restored sessions (gears/sessions.ts): see replace().
+    await this.replace([], session)
   }
 
   async #onRegistered(added: readonly Registration[]): Promise<void> {
