@@ -168,6 +168,21 @@ export async function severalHosts(redis: HostsRedis): Promise<void> {
     await a.request('unregister', { id: probe })
     await until('B dropped the probe registration', async () => !(await b.list()).includes(probe))
 
+    // An upgrade on one host replaces the session on the other; so does a partial unregistration.
+    const pair = (v: string): string => `GB('CommandReader').map(() => '${v}').register({ trigger: 'ver' }); GB('CommandReader').map(() => '${v}').register({ trigger: 'other' })`
+    assert.is(await a.request('execute', { source: pair('v1'), options: JSON.stringify({ id: 'versioned' }) }), 'OK')
+    await until('B runs v1', async () => JSON.stringify(await b.request('trigger', { name: 'ver' }).catch(() => null)) === '["v1"]')
+    assert.is(await b.request('execute', { source: pair('v2'), options: JSON.stringify({ id: 'versioned', upgrade: true }) }), 'OK')
+    await until('A runs v2', async () => JSON.stringify(await a.request('trigger', { name: 'ver' }).catch(() => null)) === '["v2"]')
+    const other = (await a.list()).filter((id) => !ids.includes(id))
+    assert.is(other.length, 2)
+    await a.request('unregister', { id: other[1]! })
+    await until('B dropped the unregistered one of the pair', async () => {
+      const listed = await b.list()
+      return listed.includes(other[0]!) && !listed.includes(other[1]!)
+    })
+    assert.equal(await b.request('trigger', { name: 'ver' }), ['v2'])
+
     // SIGKILL a lease holder: the survivor takes over every lease once they expire.
     const victim = byId.get([...(await redis.leases()).values()][0]!)!
     const survivor = victim === a ? b : a

@@ -10,7 +10,8 @@ import * as assert from 'uvu/assert'
 import { Redis } from 'ioredis'
 import { Gearbox } from '../../host/gearbox.js'
 import { complementPatterns, isReserved, RESERVED_PREFIX } from '../../host/redis/reserved-keys.js'
-import { SESSIONS_KEY } from '../../host/gears/store.js'
+import { KeyspaceLeases, leaseKey, SESSIONS_KEY } from '../../host/gears/store.js'
+import { createRedisBackend } from '../../host/redis/index.js'
 import { startRedis, type TestRedis } from '../helpers/redis.js'
 import { rejection } from '../helpers/rejection.js'
 
@@ -156,6 +157,37 @@ t('functions cannot use the reserved prefix: the host policy refuses it, and so 
   assert.match(String(await dry('SET', `${RESERVED_PREFIX}lease:x`, '1')), 'no permissions')
   assert.match(String(await dry('PUBLISH', `${RESERVED_PREFIX}changes`, '1')), 'no permissions')
   for (const key of ['plain', '', '{', '{gearbox}', '{gearbox}x', 'gearbox:', '{gearbo']) assert.is(await dry('GET', key), 'OK', `GET '${key}'`)
+})
+
+t('keyspace leases: one holder at a time, renewed while it lives; released on close, taken by the other', async () => {
+  const backend = createRedisBackend(ctx.redis!.url)
+  const first = new KeyspaceLeases(backend, quiet, 'host-1', 300)
+  const second = new KeyspaceLeases(backend, quiet, 'host-2', 300)
+  const shard = (await backend.currentShard()).id
+  try {
+    await first.start()
+    await second.start()
+    assert.ok(first.holds(shard))
+    assert.not.ok(second.holds(shard))
+    assert.is(await client().get(leaseKey(shard)), 'host-1')
+    // Over several TTLs the holder keeps renewing it and the other never counts it as its own.
+    const deadline = Date.now() + 1200
+    for (let i = 0; i < 200 && Date.now() < deadline; i++) {
+      assert.ok(first.holds(shard), 'the holder keeps its lease')
+      assert.not.ok(second.holds(shard), 'never both')
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    await first.close()
+    await until('the other host takes the released lease', () => second.holds(shard), 5000)
+    assert.is(await client().get(leaseKey(shard)), 'host-2')
+    const ttl = await client().pttl(leaseKey(shard))
+    assert.ok(ttl > 0 && ttl <= 300, `lease TTL ${ttl}`)
+  } finally {
+    await first.close()
+    await second.close()
+    await backend.close()
+  }
+  assert.is(await client().exists(leaseKey(shard)), 0, 'close() lets go of the lease')
 })
 
 t('complementPatterns: every name but the prefixed ones', () => {
