@@ -131,6 +131,23 @@ t('an unreadable stored session is skipped with a log line; the others are resto
   assert.ok(lines.some((l) => l.includes('stored session broken') && l.includes('skipped')), lines.join('\n'))
 })
 
+t('a registration that cannot be stored is not kept; a failed upgrade leaves the old version', async () => {
+  const box = await create()
+  assert.is(await box.execute(`GB('CommandReader').map(() => 'v1').register({ trigger: 'kept' })`, { id: 'kept' }), 'OK')
+  // The store's hash replaced by a string: every write to it fails (WRONGTYPE).
+  await client().del(SESSIONS_KEY)
+  await client().set(SESSIONS_KEY, 'not a hash')
+  const fresh = await rejection(box.execute(`GB('CommandReader').register({ trigger: 'lost' })`, { id: 'lost' }))
+  assert.equal(fresh.code, 'ERR_GEARBOX_STORE')
+  assert.ok(fresh.message.includes('WRONGTYPE'), fresh.message)
+  assert.equal(box.registrations.list().map((r) => r.RegistrationData.args[1]), ['kept'])
+  assert.equal(box.sessions.list().map((s) => s.ID), ['kept'])
+  const upgrade = await rejection(box.execute(`GB('CommandReader').map(() => 'v2').register({ trigger: 'kept' })`, { id: 'kept', upgrade: true }))
+  assert.equal(upgrade.code, 'ERR_GEARBOX_STORE')
+  assert.equal(await box.trigger('kept'), ['v1'], 'the old version is back')
+  assert.is(box.registrations.list().length, 1)
+})
+
 t('persist: false keeps registrations in the process only', async () => {
   const box = await create({ persist: false })
   assert.is(await box.execute(`GB('CommandReader').register({ trigger: 'mem' })`), 'OK')
