@@ -173,6 +173,9 @@ t('gearbox serve: RG.JSEXECUTE ID / DESCRIPTION / UPGRADE / REPLACE_WITH and RG.
     assert.is(await call('RG.JSEXECUTE', `1`, 'ID', 'rs'), 'ERR:Session rs already exists')
     assert.is(await call('RG.JSEXECUTE', `GB('CommandReader').map(() => 'two').register({ trigger: 'rt' })`, 'ID', 'rs', 'UPGRADE'), 'OK')
     assert.equal(await call('RG.TRIGGER', 'rt'), ['two'])
+    // The trigger's execution is in RG.DUMPEXECUTIONS, marked registered.
+    const dumped = (await call('RG.DUMPEXECUTIONS')) as unknown[][]
+    assert.ok(dumped.some((e) => e[5] === 1 && e[3] === 'done'), JSON.stringify(dumped))
     assert.is(await call('RG.JSEXECUTE', `1`, 'REPLACE_WITH', 'none'), 'ERR:Can not replace with none, session does not exists.')
     const regId = gearbox().registrations.list()[0]!.id
     assert.equal(await call('RG.PYDUMPSESSIONS'), [
