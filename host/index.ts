@@ -16,7 +16,11 @@ export {
   type GearboxOptions,
   type GuestLanguage,
   type RedisTarget,
+  type Registrations,
+  type Sessions,
 } from './gearbox.js'
+export type { SessionInfo } from './gears/sessions.js'
+export { RESERVED_PREFIX } from './redis/reserved-keys.js'
 export type { ExecuteReply } from './gears/session.js'
 export {
   DEFAULT_MAX_EXECUTIONS,
@@ -72,4 +76,6 @@ export {
   TopLevelRecordingLimitError,
   UnexpectedReplyError,
   WallLimitError,
+  SessionError,
+  StoreError,
 } from './errors.js'
