@@ -253,3 +253,13 @@ export class KeyspaceNotificationsError extends GearboxError {
     super('ERR_GEARBOX_KEYSPACE_NOTIFICATIONS', message)
   }
 }
+
+/**
+ * `registrations.pause(id)` / `unpause(id)` of a registration that cannot pause: only StreamReader
+ * registrations do (RG.PAUSEREGISTRATIONS' `Reader KeysReader does not support pause`).
+ */
+export class RegistrationPauseError extends GearboxError {
+  constructor(message: string) {
+    super('ERR_GEARBOX_REGISTRATION_PAUSE', message)
+  }
+}

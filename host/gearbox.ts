@@ -154,8 +154,22 @@ export interface Executions {
 export interface Registrations {
   /** Every registration with RG.DUMPREGISTRATIONS' fields, oldest first. */
   list(): RegistrationInfo[]
-  /** Stops a registration (executions running finish). @throws RegistrationNotFoundError `execution is not registered` */
-  unregister(id: string): void
+  /**
+   * Stops a registration (executions running finish; with `abortPending`, a StreamReader
+   * registration's running executions are aborted and their entries left pending in the consumer
+   * group). The promise settles once its stream reader stopped.
+   * @throws RegistrationNotFoundError `execution is not registered`
+   */
+  unregister(id: string, options?: { readonly abortPending?: boolean }): Promise<void>
+  /**
+   * Pauses a StreamReader registration (RG.PAUSEREGISTRATIONS): it stops reading, a running batch
+   * finishes; entries it holds stay pending until unpause().
+   * @throws RegistrationNotFoundError `Execution <id> does not exists on shard <shard>`;
+   * RegistrationPauseError `Reader KeysReader does not support pause`
+   */
+  pause(id: string): Promise<void>
+  /** Reads again after pause(), a `PAUSE...` error or onFailedPolicy abort (RG.UNPAUSEREGISTRATIONS). Errors as pause(). */
+  unpause(id: string): Promise<void>
   /** Zeroes every registration's counters and lastError. */
   clearStats(): void
 }
@@ -188,7 +202,9 @@ export class Gearbox {
     const registrations = deps.registrations
     this.registrations = Object.freeze({
       list: () => registrations.list(),
-      unregister: (id: string) => registrations.unregister(id),
+      unregister: (id: string, options?: { readonly abortPending?: boolean }) => registrations.unregister(id, options),
+      pause: (id: string) => registrations.pause(id),
+      unpause: (id: string) => registrations.unpause(id),
       clearStats: () => registrations.clearStats(),
     })
   }

@@ -62,6 +62,7 @@ export {
   RegistrationsNotBuiltError,
   RegistrationError,
   RegistrationNotFoundError,
+  RegistrationPauseError,
   TriggerNotFoundError,
   KeyspaceNotificationsError,
   RedisServerMissingError,
