@@ -167,4 +167,21 @@ t('pause and unpause on a cluster; async_local reads only the streams of this ho
   }
 })
 
+t("README's stream processor on the cluster: totals on each stream's shard, failures to the dead-letter stream", async () => {
+  const tags = [...tagsPerShard(1).values()].map((list) => list[0]!)
+  await register(`GB('StreamReader')
+  .foreach((r) => execute('HINCRBYFLOAT', 'totals:' + r.key, r.value.customer, r.value.amount))
+  .register('orders:*', { batch: 50, duration: 100, onFailedPolicy: 'continue', deadLetter: 'orders-dead' })`)
+  for (const tag of tags) {
+    await client().xadd(`orders:{${tag}}`, '*', 'customer', 'ann', 'amount', '2.5')
+    await client().xadd(`orders:{${tag}}`, '*', 'customer', 'ann', 'amount', '4')
+  }
+  await until('the totals on every master', async () => {
+    for (const tag of tags) if ((await client().hget(`totals:orders:{${tag}}`, 'ann')) !== '6.5') return false
+    return true
+  })
+  await client().xadd(`orders:{${tags[0]!}}`, '*', 'customer', 'cy', 'amount', 'lots')
+  await until('the dead letter', async () => (await client().xlen('orders-dead')) === 1)
+})
+
 t.run()

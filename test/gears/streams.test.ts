@@ -355,4 +355,16 @@ t('close() stops the readers promptly: no blocked read outlives it', async () =>
   await until('no blocked read left', async () => !String(await client().client('LIST')).includes('cmd=xreadgroup'))
 })
 
+t("README's stream processor: per-customer totals, failures to the dead-letter stream", async () => {
+  await register(`GB('StreamReader')
+  .foreach((r) => execute('HINCRBYFLOAT', 'totals:' + r.key, r.value.customer, r.value.amount))
+  .register('orders:*', { batch: 50, duration: 100, onFailedPolicy: 'continue', deadLetter: 'orders-dead' })`)
+  await client().xadd('orders:eu', '*', 'customer', 'ann', 'amount', '2.5')
+  await client().xadd('orders:eu', '*', 'customer', 'bob', 'amount', '1')
+  await client().xadd('orders:eu', '*', 'customer', 'ann', 'amount', '4')
+  await until('the totals', async () => (await client().hget('totals:orders:eu', 'ann')) === '6.5' && (await client().hget('totals:orders:eu', 'bob')) === '1')
+  await client().xadd('orders:us', '*', 'customer', 'cy', 'amount', 'lots')
+  await until('the dead letter', async () => (await client().xlen('orders-dead')) === 1)
+})
+
 t.run()
