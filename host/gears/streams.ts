@@ -3,7 +3,10 @@
  * group `__gears_consumer_group__` (XGROUP CREATE ... <fromId> MKSTREAM), and this host reads it
  * as one consumer of that group (a name unique to the process and the registration), on a
  * connection of its own per master (RedisBackend.blockingConnection): a blocked XREADGROUP holds
- * up no function's command. In a cluster each stream is read on the master owning it.
+ * up no function's command. Acknowledgements, claims and trims go on gearbox's internal
+ * connection, so they never wait behind a blocked read. In a cluster each stream is read on the
+ * master owning it. Batches of one stream run one after another, in order; streams go on
+ * independently of each other (a stream retrying a batch holds up no other).
  *
  * At least once: an entry is acknowledged (XACK, then XDEL with trimStream) only after the
  * execution of its batch succeeded, or after the onFailedPolicy gave up on it (`continue`; the
@@ -33,6 +36,8 @@ export const STREAM_BLOCK_MS = 1000
 export const STREAM_SCAN_INTERVAL_MS = 5000
 /** Reads of a master whose streams span several slots (no BLOCK across slots): a pause between empty rounds. */
 const MULTI_SLOT_POLL_MS = 50
+/** The longest a read blocks while a batch of another stream of the master runs (its stream is read again soon after). */
+const BUSY_BLOCK_MS = 100
 /** The pause after a failed read before the next. */
 const READ_ERROR_BACKOFF_MS = 500
 
@@ -73,6 +78,8 @@ class StreamState {
   touchedAt = 0
   /** When this consumer last looked for entries of dead consumers. */
   reclaimedAt = 0
+  /** A batch of it runs (it is not read meanwhile). */
+  running: Promise<void> | undefined
   constructor(
     readonly name: string,
     readonly slot: number,
@@ -84,6 +91,8 @@ class ShardReader {
   readonly streams = new Map<string, StreamState>()
   conn: BlockingConnection | undefined
   loop: Promise<void> | undefined
+  /** Batches running. */
+  readonly running = new Set<Promise<void>>()
   /** A blocking read is on the connection (stop() may cut it: nothing runs). */
   inBlockingRead = false
   #wake: (() => void) | undefined
@@ -404,17 +413,19 @@ export class StreamProcessor {
 
   /** One round on a master: reclaim, read, then run the batches that are ready and wait for them. */
   async #round(reader: ShardReader, conn: BlockingConnection): Promise<void> {
-    const streams = [...reader.streams.values()]
+    const all = [...reader.streams.values()]
+    const busy = all.some((s) => s.running !== undefined)
+    const streams = all.filter((s) => s.running === undefined)
     const now = Date.now()
     const claimIdle = this.#args.claimIdleMs
     for (const state of streams) {
       if (state.buffer.length === 0 && state.readFrom === '>' && now - state.reclaimedAt >= Math.max(100, claimIdle / 2)) {
         state.reclaimedAt = now
-        await this.#reclaim(conn, state)
+        await this.#reclaim(state)
       }
-      if (state.buffer.length > 0 && now - state.touchedAt >= claimIdle / 3) await this.#touch(conn, state, state.buffer)
+      if (state.buffer.length > 0 && now - state.touchedAt >= claimIdle / 3) await this.#touch(state, state.buffer)
     }
-    let waitMs = STREAM_BLOCK_MS
+    let waitMs = busy ? BUSY_BLOCK_MS : STREAM_BLOCK_MS
     let ready = false
     for (const state of streams) {
       if (state.buffer.length >= this.#batch) ready = true
@@ -425,10 +436,12 @@ export class StreamProcessor {
       }
     }
     if (this.#stop.signal.aborted) return
-    if (!ready) await this.#read(reader, conn, streams, waitMs)
+    if (!ready) {
+      // Nothing to read (every stream runs a batch or has a full buffer): wait for a batch to end.
+      if (!(await this.#read(reader, conn, streams, waitMs))) await reader.sleep(waitMs)
+    }
     // Paused (or aborted) while the read waited: what it delivered stays held, pending, until unpause.
     if (this.#status !== 'OK' || this.#stop.signal.aborted) return
-    const runs: Promise<void>[] = []
     const after = Date.now()
     for (const state of streams) {
       if (state.buffer.length === 0) continue
@@ -436,15 +449,30 @@ export class StreamProcessor {
       if (!due) continue
       const entries = state.buffer.splice(0, this.#batch)
       state.bufferSince = Date.now()
-      runs.push(this.#process(reader.shard, conn, state, entries))
+      const running: Promise<void> = this.#process(reader.shard, state, entries)
+        .catch((error: unknown) => {
+          // Not acknowledged (e.g. the connection failed): read again from this consumer's pending entries.
+          this.#host.logger.log('warning', `stream registration ${this.#registrationId}: a batch of ${state.name} was not acknowledged: ${failureText(error)}`)
+          state.buffer.length = 0
+          state.readFrom = '0'
+        })
+        .finally(() => {
+          state.running = undefined
+          reader.running.delete(running)
+          reader.wake()
+        })
+      state.running = running
+      reader.running.add(running)
     }
-    await Promise.all(runs)
   }
 
-  /** XREADGROUP for the streams whose buffer is not full: one call per slot (Redis Cluster refuses keys of several slots). */
-  async #read(reader: ShardReader, conn: BlockingConnection, streams: StreamState[], waitMs: number): Promise<void> {
+  /**
+   * XREADGROUP for the streams whose buffer is not full: one call per slot (Redis Cluster refuses
+   * keys of several slots). False when there was nothing to read.
+   */
+  async #read(reader: ShardReader, conn: BlockingConnection, streams: StreamState[], waitMs: number): Promise<boolean> {
     const wanted = streams.filter((s) => s.buffer.length < this.#batch)
-    if (wanted.length === 0) return
+    if (wanted.length === 0) return false
     const bySlot = new Map<number, StreamState[]>()
     for (const s of wanted) {
       const key = this.#host.backend.mode === 'cluster' ? s.slot : 0
@@ -471,6 +499,7 @@ export class StreamProcessor {
       got += this.#deliver(group, reply)
     }
     if (!block && got === 0) await reader.sleep(Math.min(waitMs, MULTI_SLOT_POLL_MS))
+    return true
   }
 
   /** Puts what a read delivered into the streams' buffers; returns how many entries came. */
@@ -503,8 +532,8 @@ export class StreamProcessor {
   }
 
   /** Takes over entries that stayed pending on any consumer for claimIdleMs (a host that died). */
-  async #reclaim(conn: BlockingConnection, state: StreamState): Promise<void> {
-    const reply = await conn.call(['XAUTOCLAIM', state.name, STREAM_CONSUMER_GROUP, this.#consumer, String(Math.round(this.#args.claimIdleMs)), '0-0', 'COUNT', String(this.#batch)])
+  async #reclaim(state: StreamState): Promise<void> {
+    const reply = await this.#internal(['XAUTOCLAIM', state.name, STREAM_CONSUMER_GROUP, this.#consumer, String(Math.round(this.#args.claimIdleMs)), '0-0', 'COUNT', String(this.#batch)])
     if (!Array.isArray(reply)) return
     const entries = parseEntries(reply[1] ?? null)
     if (entries.length > 0) {
@@ -514,18 +543,18 @@ export class StreamProcessor {
   }
 
   /** Resets the idle time of entries this consumer holds, so that no other host takes them over. */
-  async #touch(conn: BlockingConnection, state: StreamState, entries: readonly Entry[]): Promise<void> {
+  async #touch(state: StreamState, entries: readonly Entry[]): Promise<void> {
     state.touchedAt = Date.now()
     if (entries.length === 0) return
-    await conn.call(['XCLAIM', state.name, STREAM_CONSUMER_GROUP, this.#consumer, '0', ...entries.map((e) => e.id), 'JUSTID'])
+    await this.#internal(['XCLAIM', state.name, STREAM_CONSUMER_GROUP, this.#consumer, '0', ...entries.map((e) => e.id), 'JUSTID'])
   }
 
   /** Runs one batch under the onFailedPolicy; acknowledges it when it succeeded or the policy moves on. */
-  async #process(shard: ShardInfo, conn: BlockingConnection, state: StreamState, entries: Entry[]): Promise<void> {
+  async #process(shard: ShardInfo, state: StreamState, entries: Entry[]): Promise<void> {
     const records: WireValue[] = entries.map((e) => ({ key: state.name, id: e.id, value: e.value }))
     // A long execution (or retries) keeps its entries claimed: no other host takes them meanwhile.
     const keepEvery = Math.max(50, this.#args.claimIdleMs / 3)
-    const keeper = setInterval(() => void this.#touch(conn, state, entries).catch(() => undefined), keepEvery)
+    const keeper = setInterval(() => void this.#touch(state, entries).catch(() => undefined), keepEvery)
     try {
       // Bounded: every attempt but the last ends in a retry wait, which stopping and pausing end.
       for (let attempt = 0; ; attempt++) {
@@ -534,7 +563,7 @@ export class StreamProcessor {
         if (this.#abortRunning.signal.aborted) return // unregistered with abortPending: the entries stay pending
         const error = outcome.errors[0]
         if (error === undefined) {
-          await this.#acknowledge(conn, state, entries)
+          await this.#acknowledge(state, entries)
           return
         }
         if (error.startsWith('PAUSE')) {
@@ -546,7 +575,7 @@ export class StreamProcessor {
         switch (this.#args.onFailedPolicy) {
           case 'continue':
             if (this.#args.deadLetter !== null) await this.#deadLetter(state, entries, error)
-            await this.#acknowledge(conn, state, entries)
+            await this.#acknowledge(state, entries)
             return
           case 'abort':
             this.#status = 'ABORTED'
@@ -573,11 +602,16 @@ export class StreamProcessor {
     state.bufferSince = Date.now()
   }
 
-  async #acknowledge(conn: BlockingConnection, state: StreamState, entries: readonly Entry[]): Promise<void> {
+  /** A command of gearbox's own on the internal connection of the key's master (never behind a blocked read). */
+  #internal(args: readonly RedisArg[]): Promise<RedisReply> {
+    return this.#host.backend.call(args, { internal: true })
+  }
+
+  async #acknowledge(state: StreamState, entries: readonly Entry[]): Promise<void> {
     const ids = entries.map((e) => e.id)
-    const ack = conn.call(['XACK', state.name, STREAM_CONSUMER_GROUP, ...ids])
+    const ack = this.#internal(['XACK', state.name, STREAM_CONSUMER_GROUP, ...ids])
     // Only this batch's entries are deleted: entries other consumers hold are never trimmed.
-    const trim = this.#args.trimStream ? conn.call(['XDEL', state.name, ...ids]) : undefined
+    const trim = this.#args.trimStream ? this.#internal(['XDEL', state.name, ...ids]) : undefined
     await ack
     await trim
     const now = Date.now()
@@ -625,10 +659,11 @@ export class StreamProcessor {
     // A blocked read is cut at once: closing its connection rejects it (the loop then sees the stop).
     await Promise.all(
       readers.map(async (reader) => {
-        // Running batches finish and acknowledge first, unless aborted; a blocked read is cut at once.
-        if (!abortPending && !reader.inBlockingRead) await reader.loop?.catch(() => undefined)
+        // A blocked read is cut at once; running batches finish and acknowledge (aborted with abortPending).
+        if (!reader.inBlockingRead) await reader.loop?.catch(() => undefined)
         await reader.conn?.close()
         await reader.loop?.catch(() => undefined)
+        await Promise.allSettled([...reader.running])
       }),
     )
     await this.#scanning
