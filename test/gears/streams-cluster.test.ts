@@ -184,4 +184,45 @@ t("README's stream processor on the cluster: totals on each stream's shard, fail
   await until('the dead letter', async () => (await client().xlen('orders-dead')) === 1)
 })
 
+t('onFailedPolicy abort and retry on streams of different masters: the entries stay pending until they succeed', async () => {
+  const [a, b] = [...tagsPerShard(1).values()].map((list) => list[0]!)
+  const flag = `fail:{${a}}`
+  const flagB = `fail:{${b}}`
+  await client().set(flag, '1')
+  await client().set(flagB, '1')
+  const failing = (prefix: string, key: string, policy: string): string =>
+    `GB('StreamReader').foreach((r) => { if (execute('EXISTS', '${key}') === 1) throw new Error('flagged'); execute('RPUSH', 'done:' + r.key, r.id) }).register('${prefix}', { onFailedPolicy: '${policy}', onFailedRetryInterval: 0.05 })`
+  const aborting = await register(failing(`ab:{${a}}`, flag, 'abort'))
+  const retrying = await register(failing(`re:{${b}}`, flagB, 'retry'))
+  const abortedId = await client().xadd(`ab:{${a}}`, '*', 'n', '1')
+  const retriedId = await client().xadd(`re:{${b}}`, '*', 'n', '1')
+  await until('aborted', () => registration(aborting).RegistrationData.status === 'ABORTED')
+  await until('retried', () => registration(retrying).RegistrationData.numFailures >= 3)
+  for (const s of [`ab:{${a}}`, `re:{${b}}`]) {
+    const [pending] = (await client().xpending(s, STREAM_CONSUMER_GROUP)) as [number]
+    assert.is(pending, 1, s)
+  }
+  await client().del(flag)
+  await client().del(flagB)
+  await gearbox().registrations.unpause(aborting)
+  await until('both processed', async () => (await client().llen(`done:ab:{${a}}`)) === 1 && (await client().llen(`done:re:{${b}}`)) === 1)
+  assert.equal(await client().lrange(`done:ab:{${a}}`, 0, -1), [abortedId])
+  assert.equal(await client().lrange(`done:re:{${b}}`, 0, -1), [retriedId])
+})
+
+t('without keyspace events, the periodic scan finds new streams on every master', async () => {
+  const tags = [...tagsPerShard(1).values()].map((list) => list[0]!)
+  await register(`GB('StreamReader').foreach((r) => execute('INCR', 'n:' + r.key)).register('scan:*')`)
+  for (const n of ctx.cluster!.nodes) await rawCommand(n.port, ['CONFIG', 'SET', 'notify-keyspace-events', ''])
+  try {
+    for (const tag of tags) await client().xadd(`scan:{${tag}}`, '*', 'n', '1')
+    await until('every stream found by the scan', async () => {
+      for (const tag of tags) if ((await client().get(`n:scan:{${tag}}`)) !== '1') return false
+      return true
+    }, 30_000)
+  } finally {
+    for (const n of ctx.cluster!.nodes) await rawCommand(n.port, ['CONFIG', 'SET', 'notify-keyspace-events', 'Kg$lshzxetm'])
+  }
+})
+
 t.run()
