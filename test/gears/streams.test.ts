@@ -367,4 +367,27 @@ t("README's stream processor: per-customer totals, failures to the dead-letter s
   await until('the dead letter', async () => (await client().xlen('orders-dead')) === 1)
 })
 
+t('two hosts on one stream share its entries through the group: each entry processed once', async () => {
+  const second = await Gearbox.create({ redis: ctx.redis!.url, workers: 1, logger: { log: () => undefined } })
+  try {
+    const source = `GB('StreamReader').foreach((r) => execute('HINCRBY', 'seen', r.id, 1)).register('shared', { batch: 10 })`
+    await register(source)
+    assert.is(await second.execute(source), 'OK')
+    const ids: string[] = []
+    for (let round = 0; round < 10; round++) {
+      const pipeline = client().pipeline()
+      for (let i = 0; i < 50; i++) pipeline.xadd('shared', '*', 'n', String(i))
+      for (const [, id] of (await pipeline.exec()) ?? []) ids.push(String(id))
+    }
+    await until('every entry', async () => (await client().hlen('seen')) === ids.length)
+    const seen = await client().hgetall('seen')
+    assert.equal(Object.keys(seen).sort(), [...ids].sort())
+    assert.ok(Object.values(seen).every((count) => count === '1'), 'each entry once')
+    const consumers = (await client().xinfo('CONSUMERS', 'shared', STREAM_CONSUMER_GROUP)) as unknown[][]
+    assert.is(consumers.length, 2)
+  } finally {
+    await second.close()
+  }
+})
+
 t.run()
