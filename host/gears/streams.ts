@@ -334,6 +334,13 @@ export class StreamProcessor {
   async #discover(name: string): Promise<void> {
     if (this.#stop.signal.aborted) return
     const backend = this.#host.backend
+    const slot = keySlot(new TextEncoder().encode(name))
+    const owner = async (): Promise<ShardReader | undefined> => {
+      const shard = backend.mode === 'standalone' ? await backend.currentShard() : shardOwningSlot(await backend.shards(), slot)
+      // None: another master's stream for an async_local registration.
+      return shard === undefined ? undefined : this.#readers.get(shard.id)
+    }
+    if ((await owner()) === undefined) return
     try {
       await backend.call(['XGROUP', 'CREATE', name, STREAM_CONSUMER_GROUP, this.#args.fromId, 'MKSTREAM'], { internal: true })
     } catch (error) {
@@ -342,11 +349,9 @@ export class StreamProcessor {
         return
       }
     }
-    const slot = keySlot(new TextEncoder().encode(name))
-    const shard = backend.mode === 'standalone' ? await backend.currentShard() : shardOwningSlot(await backend.shards(), slot)
-    if (shard === undefined) return
-    const reader = this.#readers.get(shard.id)
-    if (reader === undefined || reader.streams.has(name) || this.#stop.signal.aborted) return // async_local: another master's
+    // Asked again: a redirection followed by XGROUP CREATE refreshed the slot map.
+    const reader = await owner()
+    if (reader === undefined || reader.streams.has(name) || this.#stop.signal.aborted) return
     reader.streams.set(name, new StreamState(name, slot))
     this.#ensureLoop(reader)
     reader.wake()

@@ -163,7 +163,9 @@ t('pause and unpause on a cluster; async_local reads only the streams of this ho
   assert.equal(registration(local).RegistrationData.streams, [mine])
   for (const tag of tags) {
     const stream = `loc:{${tag}}`
-    if (stream !== mine) assert.is(await client().xlen(stream), 1, `${stream} stays unread`)
+    if (stream === mine) continue
+    assert.is(await client().xlen(stream), 1, `${stream} stays unread`)
+    assert.equal(await client().xinfo('GROUPS', stream), [], `${stream} gets no group`)
   }
 })
 
