@@ -269,6 +269,8 @@ t('RG.PAUSEREGISTRATIONS / RG.UNPAUSEREGISTRATIONS / RG.UNREGISTER through gearb
     const data = dump[0]![7] as unknown[]
     const labels = data.filter((_, i) => i % 2 === 0)
     assert.ok(labels.indexOf('lastEstimatedLagMS') >= 0 && labels.indexOf('lastEstimatedLagMS') < labels.indexOf('lastError'), String(labels))
+    // Where RedisGears' tests read a stream registration's status: [7][25].
+    assert.equal([data[24], data[25]], ['status', 'OK'])
     assert.is(await rg.call('RG.UNREGISTER', id, 'abortpending'), 'OK')
     assert.is(gearbox().registrations.list().length, 0)
   } finally {
