@@ -550,8 +550,15 @@ export class StreamProcessor {
   /** Resets the idle time of entries this consumer holds, so that no other host takes them over. */
   async #touch(state: StreamState, entries: readonly Entry[]): Promise<void> {
     state.touchedAt = Date.now()
-    if (entries.length === 0) return
-    await this.#internal(['XCLAIM', state.name, STREAM_CONSUMER_GROUP, this.#consumer, '0', ...entries.map((e) => e.id), 'JUSTID'])
+    const first = entries[0]
+    const last = entries[entries.length - 1]
+    if (first === undefined || last === undefined) return
+    // Only entries still pending on this consumer: one another host took over (this host stalled
+    // past claimIdleMs) is not taken back.
+    const pending = await this.#internal(['XPENDING', state.name, STREAM_CONSUMER_GROUP, first.id, last.id, String(entries.length), this.#consumer])
+    const mine = Array.isArray(pending) ? pending.flatMap((p) => (Array.isArray(p) ? [text(p[0] ?? null)] : [])) : []
+    if (mine.length === 0) return
+    await this.#internal(['XCLAIM', state.name, STREAM_CONSUMER_GROUP, this.#consumer, '0', ...mine, 'JUSTID'])
   }
 
   /** Runs one batch under the onFailedPolicy; acknowledges it when it succeeded or the policy moves on. */

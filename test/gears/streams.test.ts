@@ -392,4 +392,21 @@ t('two hosts on one stream share its entries through the group: each entry proce
   }
 })
 
+t('a batch running longer than claimIdleMs stays with its host: another host does not take it over', async () => {
+  const second = await Gearbox.create({ redis: ctx.redis!.url, workers: 1, logger: { log: () => undefined } })
+  try {
+    const source = `GB('StreamReader').foreach((r) => { const end = Date.now() + 1500; while (Date.now() < end) {} execute('HINCRBY', 'runs', r.id, 1) }).register('long', { claimIdleMs: 300 })`
+    await register(source)
+    assert.is(await second.execute(source), 'OK')
+    const id = await client().xadd('long', '*', 'n', '1')
+    await until('the run', async () => (await client().hget('runs', id!)) !== null)
+    await until('acknowledged', async () => (await pendingCount('long')) === 0)
+    // Longer than a second run would take: a host that took the entry over would have counted it again.
+    await sleep(2000)
+    assert.equal(await client().hgetall('runs'), { [id!]: '1' })
+  } finally {
+    await second.close()
+  }
+})
+
 t.run()
