@@ -306,16 +306,40 @@ interface RegisterOptions {
   readonly readValue?: boolean
   /** KeysReader: only events caused by these commands (needs the RESP front: stored, inactive). */
   readonly commands?: Iterable<string> | null
-  /** StreamReader (not built yet; checked): entries per execution. Default 1. */
+  /** StreamReader: entries per execution. Default 1. With `duration` 0, a partial batch waits for the rest. */
   readonly batch?: number
-  /** StreamReader: milliseconds before a partial batch runs. Default 0. */
+  /** StreamReader: milliseconds after which a partial batch runs. Default 0 (never: wait for `batch` entries). */
   readonly duration?: number
-  /** StreamReader: `'continue'` (default), `'abort'`, `'retry'` (case-insensitive). */
+  /**
+   * StreamReader, when an execution fails (case-insensitive): `'continue'` (default: the batch is
+   * acknowledged, and sent to `deadLetter` if given), `'abort'` (the registration stops, status
+   * `ABORTED`, the batch stays pending; `registrations.unpause(id)` reads again), `'retry'` (the
+   * batch runs again every `onFailedRetryInterval` seconds until it succeeds). An error whose text
+   * starts with `PAUSE` (e.g. `flat_error('PAUSE ...')`) pauses the registration instead.
+   */
   readonly onFailedPolicy?: string
   /** StreamReader: seconds between retries. Default 1. */
   readonly onFailedRetryInterval?: number
-  /** StreamReader: trim processed entries. Default true. */
+  /** StreamReader: delete entries once processed (XDEL of the batch's ids after XACK). Default true. */
   readonly trimStream?: boolean
+  /**
+   * StreamReader: the id the consumer group starts after when gearbox creates it on a stream
+   * (exclusive). Default `'0-0'`: entries already in the stream are processed. A stream that has
+   * the group already keeps its position.
+   */
+  readonly fromId?: string
+  /**
+   * StreamReader, beyond RedisGears: a stream that receives each entry the policy gave up on
+   * (`'continue'`), as `gearbox:stream <stream> gearbox:id <id> gearbox:error <text>
+   * gearbox:registration <id>` followed by the entry's own fields. Default none.
+   */
+  readonly deadLetter?: string
+  /**
+   * StreamReader, beyond RedisGears: milliseconds an entry stays pending on a consumer that does
+   * not renew it before another host takes it over (XAUTOCLAIM): the time a dead host's entries
+   * wait. Live hosts renew what they hold. Default 30000.
+   */
+  readonly claimIdleMs?: number
   /** CommandReader: the trigger name (`gearbox.trigger(name, ...)`). */
   readonly trigger?: string
   /** CommandReader: the command to hook (needs the RESP front: stored, inactive). */
@@ -473,9 +497,14 @@ interface GearsBuilder<T = KeysReaderRecord> {
    *   rest, anything else the exact key. At most once, as in RedisGears.
    * - CommandReader `trigger`: run with `gearbox.trigger(name, ...args)` (record `[name, ...args]`)
    *   or `gearbox.triggerOnKey(name, key, ...args)` (record `[name, key, ...args]`, on the key's shard).
-   * - Not yet: StreamReader (a coded `ERR_GEARBOX_NOT_BUILT` error); `hook`, `keyprefix`,
-   *   `commands` and mode `'sync'` are checked and stored, the registration's status is `INACTIVE`
-   *   until the RESP front exists.
+   * - StreamReader: the streams named by `prefix` (a trailing `*`: every stream whose name starts
+   *   with the rest, found when created and by a periodic scan; otherwise that stream, created
+   *   empty if missing), read through the consumer group `__gears_consumer_group__`, each host a
+   *   consumer; records `{key: stream, id, value: {field: value}}`, `batch` per execution. At least
+   *   once: entries are acknowledged only after their execution succeeded or the policy moved on;
+   *   a dead host's entries are taken over after `claimIdleMs`.
+   * - Not yet: `hook`, `keyprefix`, `commands` and mode `'sync'` are checked and stored, the
+   *   registration's status is `INACTIVE` until the RESP front exists.
    *
    * @throws GearsError with RedisGears' texts: `regex argument must be a string`, `unknown execution mode`,
    *   `OnRegistered argument must be a function`, `given eventTypes is not iterable`, `given event type is not string`,
@@ -485,6 +514,8 @@ interface GearsBuilder<T = KeysReaderRecord> {
    *   `batch argument must be a number`, `duration argument must be a number`, `onFailedPolicy must be Continue/Abort/Retry`,
    *   `onFailedPolicy must be a string (Continue/Abort/Retry)`, `retryInterval argument must be a number`,
    *   `pyTrimmStream argument must be a boolean`, `ExecutionMode sync can only be combined with OnFailedPolicy Continue`,
+   *   `fromId argument must be a string`; gearbox's own: `deadLetter argument must be a string (a stream name)`,
+   *   `claimIdleMs argument must be a number`, `claimIdleMs argument must be a number of milliseconds ≥ 1`,
    *   `trigger argument is not string`, `keyprefix argument is not string`, `hook argument is not string`,
    *   `inorder argument is be boolean`, `trigger argument can not be given with keyprefix or hook`,
    *   `no trigger or hook argument was given`, `trigger already registered`, `trigger already registered in this session`,

@@ -273,3 +273,13 @@ export class StoreError extends GearboxError {
     super('ERR_GEARBOX_STORE', message)
   }
 }
+
+/**
+ * `registrations.pause(id)` / `unpause(id)` of a registration that cannot pause: only StreamReader
+ * registrations do (RG.PAUSEREGISTRATIONS' `Reader KeysReader does not support pause`).
+ */
+export class RegistrationPauseError extends GearboxError {
+  constructor(message: string) {
+    super('ERR_GEARBOX_REGISTRATION_PAUSE', message)
+  }
+}

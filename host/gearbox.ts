@@ -196,11 +196,22 @@ export interface Registrations {
   /** Every registration with RG.DUMPREGISTRATIONS' fields, oldest first. */
   list(): RegistrationInfo[]
   /**
-   * Stops a registration at once (executions running finish, its kept executions are dropped);
-   * the promise resolves once the store (and so every other host) has it too.
-   * Rejects with RegistrationNotFoundError `execution is not registered`.
+   * Stops a registration (executions running finish; with `abortPending`, a StreamReader
+   * registration's running executions are aborted and their entries left pending in the consumer
+   * group). The promise settles once the store (and so every other host) has it and its stream
+   * reader stopped.
+   * @throws RegistrationNotFoundError `execution is not registered`
    */
-  unregister(id: string): Promise<void>
+  unregister(id: string, options?: { readonly abortPending?: boolean }): Promise<void>
+  /**
+   * Pauses a StreamReader registration (RG.PAUSEREGISTRATIONS): it stops reading, a running batch
+   * finishes; entries it holds stay pending until unpause().
+   * @throws RegistrationNotFoundError `Execution <id> does not exists on shard <shard>`;
+   * RegistrationPauseError `Reader KeysReader does not support pause`
+   */
+  pause(id: string): Promise<void>
+  /** Reads again after pause(), a `PAUSE...` error or onFailedPolicy abort (RG.UNPAUSEREGISTRATIONS). Errors as pause(). */
+  unpause(id: string): Promise<void>
   /** Zeroes every registration's counters and lastError. */
   clearStats(): void
 }
@@ -246,13 +257,15 @@ export class Gearbox {
     const registrations = deps.registrations
     this.registrations = Object.freeze({
       list: () => registrations.list(),
-      unregister: (id: string) => {
+      unregister: (id: string, options?: { readonly abortPending?: boolean }) => {
         try {
-          return parts.sessions.unregister(id)
+          return parts.sessions.unregister(id, options)
         } catch (error) {
           return Promise.reject(error)
         }
       },
+      pause: (id: string) => registrations.pause(id),
+      unpause: (id: string) => registrations.unpause(id),
       clearStats: () => registrations.clearStats(),
     })
     this.sessions = Object.freeze({ list: () => parts.sessions.list() })

@@ -66,6 +66,7 @@ export {
   RegistrationsNotBuiltError,
   RegistrationError,
   RegistrationNotFoundError,
+  RegistrationPauseError,
   TriggerNotFoundError,
   KeyspaceNotificationsError,
   RedisServerMissingError,

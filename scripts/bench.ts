@@ -12,6 +12,7 @@ import { bareQuickJS, luaGets, rawGets, wesselQuickJS } from './bench/anchors.js
 import { fmt, summarize, timeEach, type BenchRow, type Sample } from './bench/stats.js'
 import { benchBatch } from './bench/batch.js'
 import { benchRestore } from './bench/restore.js'
+import { benchStreams } from './bench/streams.js'
 
 const quick = process.argv.includes('--quick')
 const N = quick ? 50 : 400
@@ -226,6 +227,8 @@ async function main(): Promise<void> {
     console.log('batch done')
     sections.push(...(await benchRestore(quick ? { rounds: 2 } : {})))
     console.log('restore done')
+    sections.push(...(await benchStreams({ quick })))
+    console.log('streams done')
   } finally {
     await server.stop()
   }

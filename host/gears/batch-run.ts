@@ -25,7 +25,7 @@
  */
 import { shardOwningSlot } from '../cluster/topology.js'
 import { keySlot } from '../cluster/slots.js'
-import { AbortedError, GearboxError, RedisReplyError, RegistrationsNotBuiltError, SandboxError, TopLevelRecordingLimitError } from '../errors.js'
+import { AbortedError, GearboxError, RedisReplyError, SandboxError, TopLevelRecordingLimitError } from '../errors.js'
 import type { RedisBackend, ShardInfo } from '../redis/types.js'
 import { createHostHandler, type RuntimeHostHandler } from '../runtime/handler.js'
 import { GuestFacingError } from '../runtime/guest-facing-error.js'
@@ -210,11 +210,6 @@ export class FlowRequests {
       'gears.register': (payload) => {
         if (this.started) throw new GuestFacingError('register() can only be called at the top level of a script, not inside a step')
         const compiled = compileRegistration(parseFlowRequest(parsePayload(payload)))
-        if (compiled.stream !== undefined) {
-          throw new RegistrationsNotBuiltError(
-            'register(): StreamReader registrations are not built yet in gearbox (KeysReader and CommandReader trigger registrations are)',
-          )
-        }
         const trigger = compiled.command?.trigger ?? null
         if (trigger !== null && this.registrations.some((r) => r.compiled.command?.trigger === trigger)) {
           throw new GuestFacingError('trigger already registered in this session')

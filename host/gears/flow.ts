@@ -530,7 +530,16 @@ export interface StreamRegistrationArgs {
   readonly onFailedPolicy: 'continue' | 'abort' | 'retry'
   readonly onFailedRetryIntervalSec: number
   readonly trimStream: boolean
+  /** The id the consumer group starts after when gearbox creates it (exclusive). Default `'0-0'`: the entries already there. */
+  readonly fromId: string
+  /** gearbox's own: the stream that receives entries the policy gave up on, with the error; null for none. */
+  readonly deadLetter: string | null
+  /** gearbox's own: milliseconds an entry stays pending on a consumer before another takes it over (XAUTOCLAIM). */
+  readonly claimIdleMs: number
 }
+
+/** How long a stream entry stays pending on a silent consumer before another host takes it over, by default. */
+export const DEFAULT_CLAIM_IDLE_MS = 30_000
 
 export interface CommandRegistrationArgs {
   readonly trigger: string | null
@@ -655,7 +664,22 @@ export function compileRegistration(request: RegisterRequest): CompiledRegistrat
       const retry = numberOption(options, 'onFailedRetryInterval', 1, 'retryInterval argument must be a number')
       const trimStream = boolOption(options, 'trimStream', true, 'pyTrimmStream argument must be a boolean')
       if (mode === 'sync' && policy !== 'continue') fail('ExecutionMode sync can only be combined with OnFailedPolicy Continue')
-      stream = { prefix, batch, durationMs, onFailedPolicy: policy as StreamRegistrationArgs['onFailedPolicy'], onFailedRetryIntervalSec: retry, trimStream }
+      const fromIdArg = option(options, 'fromId')
+      const fromId = absent(fromIdArg) ? '0-0' : fromIdArg.t === 'string' ? String(fromIdArg.v) : fail('fromId argument must be a string')
+      const deadLetter = stringOption(options, 'deadLetter', 'deadLetter argument must be a string (a stream name)')
+      const claimIdleMs = numberOption(options, 'claimIdleMs', DEFAULT_CLAIM_IDLE_MS, 'claimIdleMs argument must be a number')
+      if (claimIdleMs < 1) fail('claimIdleMs argument must be a number of milliseconds ≥ 1')
+      stream = {
+        prefix,
+        batch,
+        durationMs,
+        onFailedPolicy: policy as StreamRegistrationArgs['onFailedPolicy'],
+        onFailedRetryIntervalSec: retry,
+        trimStream,
+        fromId,
+        deadLetter,
+        claimIdleMs,
+      }
       break
     }
     case 'CommandReader': {

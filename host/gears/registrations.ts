@@ -9,13 +9,14 @@
  * kernel, in place, on the shard the event belongs to.
  *
  * Events: CommandReader triggers come from `trigger()` / `triggerOnKey()`; KeysReader events from
- * keyspace notifications (gears/keyspace.ts) through {@link RegistrationRegistry.keyEvent}. Events
+ * keyspace notifications (gears/keyspace.ts) through {@link RegistrationRegistry.keyEvent};
+ * StreamReader entries from consumer groups (gears/streams.ts, one StreamProcessor per registration). Events
  * of one key run one after another, in arrival order; each registration queues at most
  * {@link REGISTRATION_QUEUE_SIZE} events, and drops (and counts, `numDropped`) what comes past that.
  */
 import { keySlot } from '../cluster/slots.js'
 import { shardOwningSlot } from '../cluster/topology.js'
-import { AbortedError, GearboxError, RegistrationError, RegistrationNotFoundError, TopLevelRecordingLimitError, TriggerNotFoundError } from '../errors.js'
+import { AbortedError, GearboxError, RegistrationError, RegistrationNotFoundError, RegistrationPauseError, TopLevelRecordingLimitError, TriggerNotFoundError } from '../errors.js'
 import type { RedisBackend, RedisReply, ShardInfo } from '../redis/types.js'
 import { createHostHandler } from '../runtime/handler.js'
 import type { GearsLogger } from '../runtime/logger.js'
@@ -29,6 +30,7 @@ import { registrationJob } from './jobs.js'
 import type { RunDescription } from './plan.js'
 import { readCommand, recordType } from './readers.js'
 import type { ExecutionStarter } from './session.js'
+import { StreamProcessor } from './streams.js'
 
 /** Events one registration holds at most (queued or running); more are dropped and counted (`numDropped`). */
 export const REGISTRATION_QUEUE_SIZE = 10_000
@@ -47,14 +49,28 @@ export interface RegistrationData {
   readonly lastError: string | null
   /** The reader's arguments as RG.DUMPREGISTRATIONS lists them (a flat [name, value, ...] list). */
   readonly args: readonly WireValue[]
-  /** 'OK' when events reach it; 'INACTIVE' when it needs what gearbox does not have yet (see `inactiveReason`). */
-  readonly status: 'OK' | 'INACTIVE'
+  /**
+   * 'OK' when events reach it; 'INACTIVE' when it needs what gearbox does not have yet (see
+   * `inactiveReason`); a StreamReader registration: 'PAUSED' (pause(), or a `PAUSE...` error) or
+   * 'ABORTED' (onFailedPolicy abort).
+   */
+  readonly status: 'OK' | 'INACTIVE' | 'PAUSED' | 'ABORTED'
   /** Why it is inactive (e.g. hooks need the RESP front), or null. */
   readonly inactiveReason: string | null
   /** Events dropped because its queue was full ({@link REGISTRATION_QUEUE_SIZE}). */
   readonly numDropped: number
   /** Keyspace events lost while a subscriber connection was down (reconnections counted, not events: pub/sub cannot tell). */
   readonly numSubscriberGaps: number
+  /** StreamReader: ms from the last acknowledged batch's last entry id to its acknowledgement (RedisGears' estimate). */
+  readonly lastEstimatedLagMS?: number
+  /** StreamReader: the average of lastEstimatedLagMS over the batches acknowledged. */
+  readonly avgEstimatedLagMS?: number
+  /** StreamReader: the streams this host reads for it. */
+  readonly streams?: readonly string[]
+  /** StreamReader: entries written to its dead-letter stream. */
+  readonly numDeadLettered?: number
+  /** StreamReader: failed reads (lost connection, moved slot), retried. */
+  readonly numReadErrors?: number
 }
 
 /** One registration as `registrations.list()` gives it (RG.DUMPREGISTRATIONS' entry). */
@@ -79,6 +95,8 @@ export interface RegistrationHost {
   readonly queueSize?: number
   /** Where executions of events are listed (registered, capped per registration); none when absent. */
   readonly executions?: ExecutionRegistry
+  /** How often StreamReader registrations scan for new streams. Default streams.ts STREAM_SCAN_INTERVAL_MS. */
+  readonly streamScanIntervalMs?: number
 }
 
 /** A session: one script that registered, what its first run recorded, and the limits its executions get. */
@@ -119,6 +137,8 @@ class Registration {
   /** The tail of each key's chain of events (deleted when it ran out). */
   readonly keyChains = new Map<string, Promise<void>>()
   active = true
+  /** A StreamReader registration's reader (gears/streams.ts). */
+  stream: StreamProcessor | undefined
 
   constructor(
     readonly id: string,
@@ -136,6 +156,7 @@ class Registration {
     this.numTriggered = this.numSuccess = this.numFailures = this.numAborted = this.numDropped = this.numSubscriberGaps = 0
     this.lastRunMs = this.totalRunMs = 0
     this.lastError = null
+    this.stream?.clearStats()
   }
 
   info(): RegistrationInfo {
@@ -148,7 +169,10 @@ class Registration {
         c.command.trigger !== null
           ? ['trigger', c.command.trigger, 'inorder', c.command.inorder ? 1 : 0]
           : ['hook', c.command.hook, 'keyprefix', c.command.keyprefix, 'inorder', c.command.inorder ? 1 : 0]
+    } else if (this.stream !== undefined) {
+      args = this.stream.args()
     }
+    const stream = this.stream
     const runs = this.numSuccess + this.numFailures
     return {
       id: this.id,
@@ -166,10 +190,13 @@ class Registration {
         avgRunDurationMS: runs === 0 ? 0 : this.totalRunMs / runs,
         lastError: this.lastError,
         args,
-        status: this.inactiveReason === null ? 'OK' : 'INACTIVE',
+        status: this.inactiveReason !== null ? 'INACTIVE' : (stream?.status ?? 'OK'),
         inactiveReason: this.inactiveReason,
         numDropped: this.numDropped,
         numSubscriberGaps: this.numSubscriberGaps,
+        ...(stream === undefined
+          ? {}
+          : { ...stream.lag, streams: stream.streams, numDeadLettered: stream.numDeadLettered, numReadErrors: stream.numReadErrors }),
       },
     }
   }
@@ -298,11 +325,43 @@ export class RegistrationRegistry {
       }
       if (added.some((r) => r.inactiveReason === null && r.compiled.keys !== undefined)) await this.#startFeed()
     }
-    // Removed without `active = false`: their queued events still run (in-flight executions finish).
+    const streams = added.filter((r) => r.inactiveReason === null && r.compiled.stream !== undefined)
+    if (streams.length > 0) {
+      if (this.#host.backend.blockingConnection === undefined) {
+        throw new RegistrationError('StreamReader registrations need a Redis backend with blockingConnection(); this one has none')
+      }
+      // Keyspace events find new streams at once; without them (CONFIG SET refused) the periodic scan does.
+      await this.#startFeed().catch((error: unknown) => {
+        this.#host.logger.log('warning', `StreamReader registrations find new streams by periodic SCAN only: ${failureText(error)}`)
+      })
+      for (const r of streams) {
+        r.stream = new StreamProcessor(r.id, r.compiled.stream!, r.compiled.mode, {
+          backend: this.#host.backend,
+          logger: this.#host.logger,
+          execute: (records, shard, signal) => this.#execute(r, 'event', records, shard, signal),
+          ...(this.#host.streamScanIntervalMs === undefined ? {} : { scanIntervalMs: this.#host.streamScanIntervalMs }),
+        })
+      }
+      try {
+        for (const r of streams) await r.stream!.start()
+      } catch (error) {
+        // All or nothing: none of the session's registrations is applied.
+        await Promise.allSettled(streams.map((r) => r.stream!.stop(false)))
+        throw error
+      }
+    }
+    // Removed without `active = false`: their queued events still run (in-flight executions finish);
+    // a removed stream reader stops reading (its running batch finishes, the rest stays pending for the new version).
+    const stopping: Promise<void>[] = []
     for (const id of removed) {
-      if (this.#registrations.delete(id)) this.#host.executions?.forgetRegistration(id)
+      const r = this.#registrations.get(id)
+      if (r === undefined) continue
+      this.#registrations.delete(id)
+      this.#host.executions?.forgetRegistration(id)
+      if (r.stream !== undefined) stopping.push(r.stream.stop(false))
     }
     for (const r of added) this.#registrations.set(r.id, r)
+    await Promise.all(stopping)
     await this.#onRegistered(added)
   }
 
@@ -338,13 +397,39 @@ export class RegistrationRegistry {
     return [...this.#registrations.values()].map((r) => r.info())
   }
 
-  /** Stops a registration's new events (running ones finish). @throws RegistrationNotFoundError */
-  unregister(id: string): void {
+  /**
+   * Stops a registration's new events (running ones finish; with `abortPending` a StreamReader
+   * registration's running executions are aborted, their entries left pending). The returned
+   * promise settles once its stream reader stopped. @throws RegistrationNotFoundError
+   */
+  unregister(id: string, options: { readonly abortPending?: boolean } = {}): Promise<void> {
     const r = this.#registrations.get(id)
     if (r === undefined) throw new RegistrationNotFoundError()
     r.active = false
     this.#registrations.delete(id)
     this.#host.executions?.forgetRegistration(id)
+    return r.stream?.stop(options.abortPending === true) ?? Promise.resolve()
+  }
+
+  /**
+   * RG.PAUSEREGISTRATIONS: a StreamReader registration stops reading (a running batch finishes).
+   * @throws RegistrationNotFoundError `Execution <id> does not exists on shard <shard>`;
+   * RegistrationPauseError `Reader <reader> does not support pause`
+   */
+  async pause(id: string): Promise<void> {
+    ;(await this.#pausable(id, 'pause')).pause()
+  }
+
+  /** RG.UNPAUSEREGISTRATIONS: reads again (also after onFailedPolicy abort). Errors as pause(). */
+  async unpause(id: string): Promise<void> {
+    ;(await this.#pausable(id, 'unpause')).unpause()
+  }
+
+  async #pausable(id: string, verb: 'pause' | 'unpause'): Promise<StreamProcessor> {
+    const r = this.#registrations.get(id)
+    if (r === undefined) throw new RegistrationNotFoundError(`Execution ${id} does not exists on shard ${(await this.#host.backend.currentShard()).id}`)
+    if (r.stream === undefined) throw new RegistrationPauseError(`Reader ${r.compiled.reader} does not support ${verb}`)
+    return r.stream
   }
 
   clearStats(): void {
@@ -389,6 +474,7 @@ export class RegistrationRegistry {
     if (this.#closed) return
     const lowered = event.toLowerCase()
     for (const r of this.#registrations.values()) {
+      r.stream?.keyEvent(key, lowered)
       const k = r.compiled.keys
       if (k === undefined || !r.active || r.inactiveReason !== null) continue
       if (r.compiled.mode === 'async_local' && !local) continue
@@ -443,7 +529,7 @@ export class RegistrationRegistry {
   }
 
   /** One execution of registration `r`: the script re-evaluated under replay, then its entry. */
-  async #execute(r: Registration, kind: 'event' | 'registered', records: WireValue[], shard: ShardInfo | undefined): Promise<Outcome> {
+  async #execute(r: Registration, kind: 'event' | 'registered', records: WireValue[], shard: ShardInfo | undefined, signal?: AbortSignal): Promise<Outcome> {
     const host = this.#host
     const session = r.session
     const limits = session.limits
@@ -499,14 +585,17 @@ export class RegistrationRegistry {
         return 'vnull'
       },
     })
+    const onAbort = (): void => handle.abort('the registration was unregistered with abortPending')
+    const handle = host.pool.start(registrationJob(session.source, limits, r.index, kind), handler)
+    signal?.addEventListener('abort', onAbort, { once: true })
     try {
-      const handle = host.pool.start(registrationJob(session.source, limits, r.index, kind), handler)
       listed?.track(handle)
       await handle.result
     } catch (error) {
       errors.push(failureText(error))
       if (error instanceof GearboxError && error instanceof AbortedError) r.numAborted++
     } finally {
+      signal?.removeEventListener('abort', onAbort)
       await handler.dispose()
     }
     const ms = performance.now() - started
@@ -533,7 +622,9 @@ export class RegistrationRegistry {
     this.#closed = true
     for (const r of this.#registrations.values()) r.active = false
     const chains = [...this.#registrations.values()].flatMap((r) => [...r.keyChains.values()])
+    const streams = [...this.#registrations.values()].flatMap((r) => (r.stream === undefined ? [] : [r.stream.stop()]))
     this.#registrations.clear()
+    await Promise.allSettled(streams)
     await this.#feed?.close()
     await Promise.allSettled(chains)
   }

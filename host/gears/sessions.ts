@@ -217,12 +217,17 @@ export class SessionManager {
   }
 
   /**
-   * Unregisters registration `id` (at once), then updates the store (the returned promise).
-   * @throws RegistrationNotFoundError `execution is not registered` (synchronously)
+   * Unregisters registration `id` (at once), then updates the store; the returned promise settles
+   * once both the store has it and its stream reader (if any) stopped. `abortPending`: see
+   * RegistrationRegistry.unregister. @throws RegistrationNotFoundError `execution is not registered` (synchronously)
    */
-  unregister(id: string): Promise<void> {
+  unregister(id: string, options: { readonly abortPending?: boolean } = {}): Promise<void> {
     const sessionId = this.#registry.sessionOf(id)
-    this.#registry.unregister(id)
+    const stopped = this.#registry.unregister(id, options)
+    return Promise.all([stopped, this.#storeUnregistered(id, sessionId)]).then(() => undefined)
+  }
+
+  #storeUnregistered(id: string, sessionId: string | undefined): Promise<void> {
     const live = sessionId === undefined ? undefined : this.#sessions.get(sessionId)
     if (live === undefined) return Promise.resolve()
     live.unregistered.add(id)
@@ -287,7 +292,7 @@ export class SessionManager {
         for (const id of s.unregistered) {
           if (live.unregistered.has(id)) continue
           live.unregistered.add(id)
-          if (this.#registry.sessionOf(id) === live.id) this.#registry.unregister(id)
+          if (this.#registry.sessionOf(id) === live.id) void this.#registry.unregister(id).catch(() => {})
         }
         live.rev = s.rev
         continue

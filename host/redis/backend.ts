@@ -52,6 +52,7 @@ import { DEFAULT_FUNCTION_USERNAME, NEWER_BLOCKING_COMMANDS, functionAclRules } 
 import type {
   CallOptions,
   DedicatedConnection,
+  BlockingConnection,
   DedicatedCallOptions,
   PipelineOptions,
   PreparedCommand,
@@ -247,7 +248,7 @@ class GearboxRedisBackend implements RedisBackend {
   private readonly db: number | undefined
   private readonly functionUser: { readonly username: string; readonly password: string; readonly managed: boolean }
   private readonly nodes = new Map<string, Node>()
-  /** Subscriber connections (keyspace notifications), closed with the backend. */
+  /** Subscriber connections (keyspace notifications) and blocking ones (stream reads), closed with the backend. */
   private readonly subscribers = new Set<RedisConnection>()
   /** Standalone: the one node. Cluster: the seeds, tried in turn for the topology. */
   private readonly seeds: Node[] = []
@@ -772,6 +773,38 @@ class GearboxRedisBackend implements RedisBackend {
       throw error
     }
     return subscription
+  }
+
+  async blockingConnection(shardId: string): Promise<BlockingConnection> {
+    this.assertOpen()
+    const node = await this.shardNode(shardId)
+    // No command timeout: a BLOCK read waits by design (its callers bound BLOCK themselves).
+    const conn = new RedisConnection({
+      address: node.address,
+      tls: this.tls,
+      ...this.credentials,
+      db: this.db,
+      connectTimeoutMs: this.connectTimeoutMs,
+      maxReconnectDelayMs: this.maxReconnectDelayMs,
+      reconnect: true,
+      onError: (error) => {
+        this.lastError = error
+        if (this.mode === 'cluster') this.invalidateTopology()
+      },
+    })
+    this.subscribers.add(conn)
+    const budget = this.internalMaxReplyBytes
+    return {
+      description: node.key,
+      call: (args, options = {}) =>
+        options.maxReplyBytes === undefined
+          ? conn.send(args, budget, `internalMaxReplyBytes (${budget} bytes)`)
+          : conn.send(args, options.maxReplyBytes, `maxReplyBytes (${options.maxReplyBytes} bytes)`),
+      close: async () => {
+        this.subscribers.delete(conn)
+        await conn.close(false)
+      },
+    }
   }
 
   async close(): Promise<void> {

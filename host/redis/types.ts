@@ -85,6 +85,19 @@ export interface SubscriptionListener {
   subscribed(resubscribed: boolean): void
 }
 
+/**
+ * A connection of its own to one master, as the configured (internal) user, for blocking reads
+ * (XREADGROUP ... BLOCK) of stream registrations: a blocked command there holds up nothing else.
+ * It reconnects after a loss (calls in flight then reject with ConnectionError) and is closed with
+ * the backend; `close()` is immediate (a blocked call rejects at once).
+ */
+export interface BlockingConnection {
+  /** `host:port` of the master, for messages. */
+  readonly description: string
+  call(args: readonly RedisArg[], options?: DedicatedCallOptions): Promise<RedisReply>
+  close(): Promise<void>
+}
+
 /** A dedicated subscriber connection (see {@link RedisBackend.subscribe}). */
 export interface Subscription {
   close(): Promise<void>
@@ -97,6 +110,11 @@ export interface RedisBackend {
    * Optional: a backend without it cannot feed KeysReader registrations.
    */
   subscribe?(shardId: string, patterns: readonly string[], listener: SubscriptionListener): Promise<Subscription>
+  /**
+   * Opens a {@link BlockingConnection} to the master of shard `shardId`. Optional: a backend
+   * without it cannot feed StreamReader registrations.
+   */
+  blockingConnection?(shardId: string): Promise<BlockingConnection>
   readonly mode: 'standalone' | 'cluster'
   /**
    * Sends one command: a function's command (not `internal`) as the function ACL user, an

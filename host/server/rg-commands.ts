@@ -36,7 +36,9 @@ export interface ServerGears {
   trigger(name: string, args: readonly string[], key?: string): Promise<WireValue[]>
   readonly registrations: {
     list(): RegistrationInfo[]
-    unregister(id: string): Promise<void>
+    unregister(id: string, options?: { readonly abortPending?: boolean }): Promise<void>
+    pause(id: string): Promise<void>
+    unpause(id: string): Promise<void>
     clearStats(): void
   }
   /** RG.PYDUMPSESSIONS (Gearbox.sessions). */
@@ -51,10 +53,7 @@ const TRIGGER_MULTI_TEXT = 'ERR can not run a non-sync execution inside a MULTI/
 const ID_CHARSET_TEXT = "ID must be compose of: ['A'-'Z' | 'a'-'z' | '0' - '9' | '-' | '_']"
 
 /** RG commands of registration features gearbox does not have yet: they answer a clear error. */
-export const REGISTRATION_COMMANDS: ReadonlySet<string> = new Set([
-  'RG.PAUSEREGISTRATIONS',
-  'RG.UNPAUSEREGISTRATIONS',
-])
+export const REGISTRATION_COMMANDS: ReadonlySet<string> = new Set<string>()
 
 const utf8 = new TextEncoder()
 const text = (bytes: Uint8Array): string => new TextDecoder().decode(bytes)
@@ -259,7 +258,18 @@ export async function runRgCommand(gears: ServerGears, name: string, args: reado
       }
       case 'RG.UNREGISTER': {
         if (args.length < 2 || args.length > 3) return error("ERR wrong number of arguments for 'RG.UNREGISTER' command")
-        await gears.registrations.unregister(text(args[1]!))
+        const abortPending = args.length === 3 && text(args[2]!).toLowerCase() === 'abortpending'
+        await gears.registrations.unregister(text(args[1]!), { abortPending })
+        return 'OK'
+      }
+      case 'RG.PAUSEREGISTRATIONS':
+      case 'RG.UNPAUSEREGISTRATIONS': {
+        const pause = name === 'RG.PAUSEREGISTRATIONS'
+        // RedisGears checks argc == 2: one id.
+        if (args.length < 2) return error(`ERR no registration to ${pause ? 'pause' : 'unpause'}`)
+        if (args.length > 2) return error(`ERR wrong number of arguments for '${text(args[0]!)}' command`)
+        const id = text(args[1]!)
+        await (pause ? gears.registrations.pause(id) : gears.registrations.unpause(id))
         return 'OK'
       }
       case 'RG.CLEARREGISTRATIONSSTATS': {
@@ -277,7 +287,7 @@ export async function runRgCommand(gears: ServerGears, name: string, args: reado
       default:
         if (REGISTRATION_COMMANDS.has(name)) {
           if (ctx.inMulti && (name === 'RG.TRIGGER' || name === 'RG.TRIGGERONKEY')) return error(TRIGGER_MULTI_TEXT)
-          return error(`ERR ${name} is not built yet in gearbox serve (pausing registrations and sessions come with stream registrations)`)
+          return error(`ERR ${name} is not built yet in gearbox serve (sessions come with persisted registrations)`)
         }
         return error(`ERR unknown command '${text(args[0]!)}', gearbox serve does not implement it`)
     }
@@ -302,6 +312,8 @@ function dumpRegistration(info: RegistrationInfo): RedisReply {
     bulk('lastRunDurationMS'), Math.round(d.lastRunDurationMS),
     bulk('totalRunDurationMS'), Math.round(d.totalRunDurationMS),
     bulk('avgRunDurationMS'), bulk(String(d.avgRunDurationMS)),
+    // StreamReader registrations add their lag estimates before lastError.
+    ...(d.lastEstimatedLagMS === undefined ? [] : [bulk('lastEstimatedLagMS'), Math.round(d.lastEstimatedLagMS), bulk('avgEstimatedLagMS'), bulk(String(d.avgEstimatedLagMS ?? 0))]),
     bulk('lastError'), d.lastError === null ? null : bulk(d.lastError),
     bulk('args'), d.args.map((a) => argReply(a)),
     bulk('status'), bulk(d.status),

@@ -95,11 +95,13 @@ t("a callback that uses a replaced builtin fails with its own error; the other r
   assert.equal(out, { results: [1, 3], errors: ['Error: push hijacked'] })
 })
 
-t('a StreamReader register() answers a coded error: stream registrations are not built yet', async () => {
-  const error = await box().failure("GB('StreamReader').map(r => r).register('s*')")
-  assert.instance(error, GuestError)
-  assert.is((error as GuestError).guestCode, 'ERR_GEARBOX_NOT_BUILT')
-  assert.match(error.message, 'StreamReader registrations are not built yet')
+t('a StreamReader register() applies: listed with its stream arguments, then unregistered', async () => {
+  const gearbox = box().gearbox
+  assert.is(await gearbox.execute("GB('StreamReader').map(r => r).register('s*', { batch: 5 })"), 'OK')
+  const registration = gearbox.registrations.list().find((r) => r.reader === 'StreamReader')
+  assert.ok(registration)
+  assert.equal(registration!.RegistrationData.args.slice(0, 6), ['batchSize', 5, 'durationMS', 0, 'stream', 's*'])
+  await gearbox.registrations.unregister(registration!.id)
   // Other executions are unaffected.
   assert.equal(await box().run("GB('PythonReader').run(function* () { yield 'ok' })"), [['ok'], []])
 })
