@@ -334,7 +334,7 @@ export class Gearbox {
       gap: (shardId) => registrations?.subscriberGap(shardId),
     })
     const feed = leases === undefined ? keyspace : leasedFeed(keyspace, leases)
-    registrations = new RegistrationRegistry({ pool, backend, logger, config, atomicRetries, batchSize, queueSize, executions }, feed)
+    registrations = new RegistrationRegistry({ pool, backend, logger, config, atomicRetries, batchSize, queueSize, executions, hostId }, feed)
     const deps = { pool, backend, logger, config, atomicRetries, executions, batchSize, serverSideReads, registrations }
     const store = persist ? new SessionStore(backend, logger, hostId) : undefined
     const sessions = new SessionManager(deps, store, logger)

@@ -97,6 +97,8 @@ export interface RegistrationHost {
   readonly executions?: ExecutionRegistry
   /** How often StreamReader registrations scan for new streams. Default streams.ts STREAM_SCAN_INTERVAL_MS. */
   readonly streamScanIntervalMs?: number
+  /** This host's id (stream consumer names; a restored registration keeps its id on every host). */
+  readonly hostId?: string
 }
 
 /** A session: one script that registered, what its first run recorded, and the limits its executions get. */
@@ -340,6 +342,7 @@ export class RegistrationRegistry {
           logger: this.#host.logger,
           execute: (records, shard, signal) => this.#execute(r, 'event', records, shard, signal),
           ...(this.#host.streamScanIntervalMs === undefined ? {} : { scanIntervalMs: this.#host.streamScanIntervalMs }),
+          ...(this.#host.hostId === undefined ? {} : { consumerHost: this.#host.hostId }),
         })
       }
       try {

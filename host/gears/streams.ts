@@ -41,7 +41,7 @@ const BUSY_BLOCK_MS = 100
 /** The pause after a failed read before the next. */
 const READ_ERROR_BACKOFF_MS = 500
 
-/** This process's part of consumer names: a restarted host is a new consumer (its old entries are reclaimed). */
+/** Consumer names' default host part: a restarted host is a new consumer (its old entries are reclaimed). */
 const PROCESS_CONSUMER = `gearbox-${globalThis.crypto.randomUUID().slice(0, 8)}`
 
 /** What a stream registration's executions report back. */
@@ -56,6 +56,11 @@ export interface StreamProcessorHost {
   execute(records: WireValue[], shard: ShardInfo, signal: AbortSignal): Promise<StreamBatchOutcome>
   /** Stream scans' interval. Default {@link STREAM_SCAN_INTERVAL_MS}. */
   readonly scanIntervalMs?: number
+  /**
+   * The host's part of consumer names (`<host>-<registration id>`): unique per Gearbox, since a
+   * registration restored from the store keeps its id on every host. Default: one per process.
+   */
+  readonly consumerHost?: string
 }
 
 export type StreamStatus = 'OK' | 'PAUSED' | 'ABORTED'
@@ -231,7 +236,7 @@ export class StreamProcessor {
     this.#host = host
     this.#local = mode === 'async_local'
     this.#batch = Math.max(1, Math.floor(args.batch))
-    this.#consumer = `${PROCESS_CONSUMER}-${registrationId}`
+    this.#consumer = `${host.consumerHost === undefined ? PROCESS_CONSUMER : `gearbox-${host.consumerHost}`}-${registrationId}`
   }
 
   /** The consumer name this registration reads as. */
