@@ -330,6 +330,7 @@ export class Gearbox {
         sandboxMemory,
         trigger: (name, args, key) => (key === undefined ? this.trigger(name, ...args) : this.triggerOnKey(name, key, ...args)),
         registrations: this.registrations,
+        commandPath: this.#deps.registrations,
       },
       this.#deps.backend,
       options,

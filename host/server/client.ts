@@ -19,6 +19,7 @@ import type { RedisConnection } from '../redis/connection.js'
 import { Resp2ProtocolError, Resp2Reader, type ReplySink } from '../resp/reader.js'
 import { encodeError, encodeReply, RespMap, RespPush, RespVerbatim, type RespProtocol, type RespValue } from '../resp/encoder.js'
 import { NestedReplyError, type RedisReply } from '../resp/types.js'
+import type { PathClient } from './command-path.js'
 import type { ClientCredentials } from './forward.js'
 import type { ServerContext } from './server.js'
 import { commandDocsEntries, commandInfoEntries, isRgCommandName, rgInfoSection } from './command-docs.js'
@@ -179,11 +180,30 @@ export class ClientSession implements ReplySink {
         if (inMulti) await this.#pinned?.send(args).catch(noop)
         this.running++
         try {
-          return await runRgCommand(this.server.gears, name, args, { inMulti })
+          const run = (): Promise<RespValue> => runRgCommand(this.server.gears, name, args, { inMulti })
+          const path = this.server.commandPath
+          // A sync trigger holds its shard while it runs (other clients' commands there wait).
+          if (path !== undefined && !inMulti && (name === 'RG.TRIGGER' || name === 'RG.TRIGGERONKEY') && args.length >= 2) {
+            const key = name === 'RG.TRIGGERONKEY' && args[2] !== undefined ? text(args[2]) : undefined
+            return await path.withTrigger(text(args[1]!), key, run)
+          }
+          return await run()
         } finally {
           this.running--
         }
       })
+    }
+    const path = this.server.commandPath
+    if (path !== undefined) {
+      // A hook or a linked registration applies: the command path runs it (later commands wait).
+      const plan = path.plan(name, args, this.#inMulti)
+      if (plan !== undefined) {
+        const inMulti = this.#inMulti
+        return this.#barrier(() => {
+          this.running++
+          return path.run(plan, args, this.#pathClient(inMulti)).finally(() => this.running--)
+        })
+      }
     }
     if (name === 'MULTI') this.#inMulti = true
     else if (name === 'EXEC' || name === 'DISCARD') this.#inMulti = false
@@ -211,7 +231,25 @@ export class ClientSession implements ReplySink {
       return this.server.forwarder.call(args, this.credentials, this.protocol)
     }
     const gate = this.#gate
+    // A sync execution holding this command's shard: the command waits until it finished.
+    const held = this.server.commandPath?.gate(args)
+    if (held !== undefined) {
+      this.#enqueueValue((gate === undefined ? held : gate.then(() => held)).then(send))
+      return
+    }
     this.#enqueueValue(gate === undefined ? send() : gate.then(send))
+  }
+
+  /** How the command path sends this client's commands (call_next, a linked command). */
+  #pathClient(inMulti: boolean): PathClient {
+    return {
+      inMulti,
+      send: (args, resp2) => {
+        const pinned = this.#pinned
+        if (pinned !== undefined) return pinned.send(args)
+        return this.server.forwarder.call(args, this.credentials, resp2 ? 2 : this.protocol)
+      },
+    }
   }
 
   /** Runs `work` once every earlier command replied; later commands wait for it. */

@@ -11,6 +11,7 @@ import type { RegistrationInfo } from '../gears/registrations.js'
 import type { ExecuteReply } from '../gears/session.js'
 import type { WireValue } from '../runtime/wire.js'
 import type { ShardInfo } from '../redis/types.js'
+import type { CommandPathRegistry } from './command-path.js'
 import { NestedReplyError, type RedisReply } from '../resp/types.js'
 
 /** What the server needs of a Gearbox (Gearbox.serve passes it). */
@@ -38,6 +39,8 @@ export interface ServerGears {
     unregister(id: string): void
     clearStats(): void
   }
+  /** The registrations the command path acts on (hooks, `commands=`, sync); absent: no command path. */
+  readonly commandPath?: CommandPathRegistry
 }
 
 /** An RG.* command's answer: a value to encode (a top-level NestedReplyError is an error reply). */
