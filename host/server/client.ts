@@ -298,7 +298,8 @@ export class ClientSession implements ReplySink {
   #tunnelCommand(name: string, args: Uint8Array[]): void {
     if (name === 'QUIT') {
       this.#writeNow('OK')
-      this.close()
+      // end(), not destroy(): the OK still corked in the socket must reach the client.
+      this.end()
       return
     }
     if (name === 'RESET') {
