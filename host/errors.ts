@@ -253,3 +253,6 @@ export class KeyspaceNotificationsError extends GearboxError {
     super('ERR_GEARBOX_KEYSPACE_NOTIFICATIONS', message)
   }
 }
+
+/** An error reply Redis sent as a RESP3 blob error (`!`): the RESP server passes it on as one. */
+export class RedisBlobReplyError extends RedisReplyError {}

@@ -367,6 +367,7 @@ class GearboxRedisBackend implements RedisBackend {
     this.assertOpen()
     return new RedisConnection({
       protocol: options.protocol,
+      keepNullArrays: true,
       address: address ?? this.seeds[0]!.address,
       tls: this.tls,
       ...(credentials ?? this.credentials),

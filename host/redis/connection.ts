@@ -15,7 +15,7 @@
  */
 import { connect as netConnect, type Socket } from 'node:net'
 import { connect as tlsConnect, type ConnectionOptions as TlsOptions } from 'node:tls'
-import { ClosedError, ConnectionError, GearboxError, RedisReplyError, ReplyLimitError } from '../errors.js'
+import { ClosedError, ConnectionError, GearboxError, RedisBlobReplyError, RedisReplyError, ReplyLimitError } from '../errors.js'
 import { encodeCommand } from '../resp/encoder.js'
 import { RespPush } from '../resp/types.js'
 import { Resp2ProtocolError, Resp2Reader, type ReplySink } from '../resp/reader.js'
@@ -46,6 +46,8 @@ export interface ConnectionConfig {
    * server's forwarding for RESP3 clients; they may hold the codec's RESP3 kinds). Default 2.
    */
   readonly protocol?: 2 | 3 | undefined
+  /** Keep `*-1` apart from `$-1` (NULL_ARRAY): forwarding connections pass replies through as sent. */
+  readonly keepNullArrays?: boolean | undefined
   /** Told about every connection failure (the backend keeps the last for messages). */
   readonly onError?: ((error: Error) => void) | undefined
   /**
@@ -288,7 +290,7 @@ export class RedisConnection implements ReplySink {
     if (!pending) return
     if (pending.timer) clearTimeout(pending.timer)
     if (pending.settled) return
-    if (value instanceof NestedReplyError) pending.reject(new RedisReplyError(value.message))
+    if (value instanceof NestedReplyError) pending.reject(value.blob ? new RedisBlobReplyError(value.message) : new RedisReplyError(value.message))
     else pending.resolve(value)
   }
 
@@ -358,6 +360,7 @@ export class RedisConnection implements ReplySink {
     socket.setKeepAlive(true, 30_000)
     const reader = new Resp2Reader(this)
     reader.resp3 = this.config.protocol === 3
+    reader.nullArrays = this.config.keepNullArrays === true
     this.reader = reader
     this.socket = socket
     socket.on('data', (chunk: Buffer) => {

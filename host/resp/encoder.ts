@@ -6,7 +6,7 @@
  * A RESP2 client gets each RESP3 kind the way Redis downgrades it: map → flat array, set and push
  * → array, double → bulk string, boolean → integer 1/0, null → nil bulk.
  */
-import { NestedReplyError, RespBoolean, RespDouble, RespMap, RespPush, RespSet, RespVerbatim, type RedisReply, type RespValue } from './types.js'
+import { NestedReplyError, RespBoolean, RespDouble, RespMap, RespNullArray, RespPush, RespSet, RespVerbatim, type RedisReply, type RespValue } from './types.js'
 
 export { RespBoolean, RespDouble, RespMap, RespPush, RespSet, RespVerbatim }
 
@@ -100,7 +100,17 @@ function writeValue(w: RespWriter, value: RespValue, protocol: RespProtocol): vo
     else if (protocol === 3) w.write(`(${value}\r\n`)
     else writeBulkText(w, value.toString())
   } else if (value instanceof NestedReplyError) {
-    w.write(`-${oneLine(value.message)}\r\n`)
+    // RESP3: Redis' blob errors stay blobs, and so does a text with line breaks (kept whole, not flattened).
+    if (protocol === 3 && (value.blob || value.message.includes('\n') || value.message.includes('\r'))) {
+      const body = utf8.encode(value.message)
+      w.write(`!${body.length}\r\n`)
+      w.writeBytes(body)
+      w.writeBytes(CRLF)
+    } else {
+      w.write(`-${oneLine(value.message)}\r\n`)
+    }
+  } else if (value instanceof RespNullArray) {
+    w.write(protocol === 3 ? '_\r\n' : '*-1\r\n')
   } else if (Array.isArray(value)) {
     writeItems(w, '*', value as readonly RespValue[], protocol)
   } else if (value instanceof RespMap) {

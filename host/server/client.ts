@@ -14,7 +14,7 @@
  * get pub/sub messages as push frames).
  */
 import type { Socket } from 'node:net'
-import { ConnectionError, RedisReplyError } from '../errors.js'
+import { ConnectionError, RedisBlobReplyError, RedisReplyError } from '../errors.js'
 import type { RedisConnection } from '../redis/connection.js'
 import { Resp2ProtocolError, Resp2Reader, type ReplySink } from '../resp/reader.js'
 import { encodeError, encodeReply, RespMap, RespPush, RespVerbatim, type RespProtocol, type RespValue } from '../resp/encoder.js'
@@ -445,7 +445,9 @@ export class ClientSession implements ReplySink {
     }
     reply.then(
       (value) => settle(value === undefined ? undefined : this.#encode(value)),
-      (err: unknown) => settle(encodeError(errorText(err))),
+      (err: unknown) =>
+        // A RESP3 blob error from Redis stays one for a RESP3 client.
+        settle(err instanceof RedisBlobReplyError && this.protocol === 3 ? this.#encode(new NestedReplyError(err.message, true)) : encodeError(errorText(err))),
     )
   }
 

@@ -15,12 +15,12 @@
  */
 import { keySlot } from '../cluster/slots.js'
 import { shardOwningSlot } from '../cluster/topology.js'
-import { RedisReplyError } from '../errors.js'
+import { RedisBlobReplyError, RedisReplyError } from '../errors.js'
 import { prefixMatches } from '../gears/flow.js'
 import type { CommandPathEntry, CommandPathLinker, LinkedCommand } from '../gears/registrations.js'
 import { commandKeyIndexes } from '../redis/command-metadata.js'
 import type { RedisArg, RedisBackend, RedisReply, ShardInfo } from '../redis/types.js'
-import { NestedReplyError, type RespValue } from '../resp/types.js'
+import { NestedReplyError, RespNullArray, type RespValue } from '../resp/types.js'
 import { GuestFacingError } from '../runtime/guest-facing-error.js'
 import type { HostOp } from '../runtime/handler.js'
 import { redisReplyToWire } from '../runtime/reply.js'
@@ -158,6 +158,7 @@ export function commandReply(value: WireValue): RespValue {
 /** A reply as the guest sees a command's reply (call_next returns it; an error raises). */
 function replyToWire(reply: RespValue): WireValue {
   if (reply instanceof NestedReplyError) throw new RedisReplyError(reply.message)
+  if (reply instanceof RespNullArray) return null
   return redisReplyToWire(reply as RedisReply)
 }
 
@@ -311,7 +312,7 @@ export class CommandPath implements CommandPathLinker {
       let reply: RespValue
       try {
         reply = await client.send(args, false).catch((error: unknown) => {
-          if (error instanceof RedisReplyError) return new NestedReplyError(error.message)
+          if (error instanceof RedisReplyError) return new NestedReplyError(error.message, error instanceof RedisBlobReplyError)
           throw error
         })
         // Every event the command caused reached the subscriber before the fence does.
