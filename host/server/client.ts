@@ -75,6 +75,13 @@ export class ClientSession implements ReplySink {
   #pinned: RedisConnection | undefined
   #tunnel = false
   #inMulti = false
+  /**
+   * Cluster: MULTI answered here, not sent yet: the transaction goes to the master of its first
+   * command's keys (as cluster clients send it), pinned then.
+   */
+  #deferredMulti = false
+  /** WATCH is in effect (until EXEC, DISCARD, UNWATCH or RESET). */
+  #watching = false
   #closed = false
   readonly #queue: Slot[] = []
   /** The socket is corked until the end of this tick (replies of one tick leave in one write). */
@@ -150,6 +157,7 @@ export class ClientSession implements ReplySink {
   #dispatch(args: Uint8Array[]): void {
     const name = commandName(args[0]!)
     if (this.#tunnel) return this.#tunnelCommand(name, args)
+    if (this.#deferredMulti && this.#deferredTransaction(name, args)) return
     switch (name) {
       case 'QUIT':
         this.#enqueueValue(Promise.resolve('OK'), true)
@@ -205,8 +213,15 @@ export class ClientSession implements ReplySink {
         })
       }
     }
+    if (name === 'MULTI' && this.server.forwarder.mode === 'cluster' && !this.#inMulti) {
+      this.#inMulti = true
+      this.#deferredMulti = true
+      return this.#enqueueValue(Promise.resolve('OK'))
+    }
     if (name === 'MULTI') this.#inMulti = true
     else if (name === 'EXEC' || name === 'DISCARD') this.#inMulti = false
+    if (name === 'WATCH') this.#watching = true
+    else if (name === 'EXEC' || name === 'DISCARD' || name === 'UNWATCH') this.#watching = false
     if (name === 'CLIENT' && args.length >= 2 && text(args[1]!).toUpperCase() === 'SETINFO') {
       // Library name/version (Redis 7.2): kept off the shared connections, answered here.
       return this.#enqueueValue(Promise.resolve('OK'))
@@ -223,11 +238,56 @@ export class ClientSession implements ReplySink {
     this.#forward(args)
   }
 
+  /**
+   * Cluster, after MULTI (answered here): EXEC / DISCARD of an empty transaction are answered
+   * here too; any other command first opens the transaction on the master of its keys. Returns
+   * true when the command was handled.
+   */
+  #deferredTransaction(name: string, args: Uint8Array[]): boolean {
+    if (name === 'EXEC' || name === 'DISCARD') {
+      this.#deferredMulti = false
+      this.#inMulti = false
+      this.#watching = false
+      const pinned = this.#pinned
+      if (pinned === undefined) {
+        this.#enqueueValue(Promise.resolve(name === 'EXEC' ? [] : 'OK'))
+        return true
+      }
+      // WATCHed keys: Redis says whether the (empty) transaction ran.
+      this.#barrier(async () => {
+        await pinned.send(['MULTI'])
+        return pinned.send(args)
+      })
+      return true
+    }
+    if (name === 'QUIT' || name === 'RESET' || name === 'MULTI') return false
+    this.#deferredMulti = false
+    // A silent step: later commands go to the pinned connection, after its MULTI.
+    const watching = this.#watching
+    this.#barrier(async () => {
+      const current = this.#pinned
+      if (current !== undefined && !watching && (await this.server.forwarder.elsewhere(current, args))) {
+        // The pinned connection is on another master and holds no WATCH: the transaction moves.
+        this.#pinned = undefined
+        void current.close(false)
+      }
+      const pinned = await this.#pin(args)
+      await pinned.send(['MULTI'])
+      return undefined
+    })
+    return false
+  }
+
   /** A forwarded command: on the pinned connection if any, else shared; after a pending barrier. */
   #forward(args: Uint8Array[]): void {
+    const inMulti = this.#inMulti
     const send = (): Promise<RedisReply> => {
       const pinned = this.#pinned
-      if (pinned !== undefined) return pinned.send(args)
+      if (pinned !== undefined) {
+        // Cluster: outside a transaction, a key of another master goes there (shared connection).
+        if (this.server.forwarder.mode === 'cluster' && !inMulti) return this.#sendPinnedOrRouted(pinned, args)
+        return pinned.send(args)
+      }
       return this.server.forwarder.call(args, this.credentials, this.protocol)
     }
     const gate = this.#gate
@@ -238,6 +298,11 @@ export class ClientSession implements ReplySink {
       return
     }
     this.#enqueueValue(gate === undefined ? send() : gate.then(send))
+  }
+
+  async #sendPinnedOrRouted(pinned: RedisConnection, args: Uint8Array[]): Promise<RedisReply> {
+    if (await this.server.forwarder.elsewhere(pinned, args)) return this.server.forwarder.call(args, this.credentials, this.protocol)
+    return pinned.send(args)
   }
 
   /** How the command path sends this client's commands (call_next, a linked command). */
@@ -381,6 +446,8 @@ export class ClientSession implements ReplySink {
     this.#pinned = undefined
     this.#tunnel = false
     this.#inMulti = false
+    this.#deferredMulti = false
+    this.#watching = false
     this.credentials = undefined
     this.protocol = 2
     if (pinned !== undefined) await pinned.close(false)

@@ -36,6 +36,8 @@ export class Forwarder {
   readonly #backend: RedisBackend
   /** Shared connections by credentials and master. */
   readonly #shared = new Map<string, RedisConnection>()
+  /** The master each pinned connection was opened to (cluster). */
+  readonly #pinnedAt = new WeakMap<RedisConnection, string>()
   #closed = false
 
   constructor(backend: RedisBackend) {
@@ -98,10 +100,23 @@ export class Forwarder {
     }
   }
 
-  /** A connection of the client's own (MULTI, SELECT, blocking commands, pub/sub ...). */
+  /** A connection of the client's own (MULTI, SELECT, blocking commands, pub/sub ...), to the master of `args`' keys. */
   async pin(args: readonly RedisArg[], credentials: ClientCredentials | undefined, protocol: 2 | 3 = 2): Promise<RedisConnection> {
     const address = await this.route(args).catch(() => undefined)
-    return proxyConnection(this.#backend, address, toBackendCredentials(credentials), { reconnect: false, selectDb: true, protocol })
+    const conn = proxyConnection(this.#backend, address, toBackendCredentials(credentials), { reconnect: false, selectDb: true, protocol })
+    if (address !== undefined) this.#pinnedAt.set(conn, `${address.host}:${address.port}`)
+    return conn
+  }
+
+  /**
+   * Cluster: true when `args` has keys whose slot another master than `pinned`'s owns (the command
+   * then goes to that master's shared connection: a pinned connection does not follow MOVED).
+   */
+  async elsewhere(pinned: RedisConnection, args: readonly RedisArg[]): Promise<boolean> {
+    if (this.#backend.mode === 'standalone' || commandKeyIndexes(args).length === 0) return false
+    const at = this.#pinnedAt.get(pinned)
+    const address = await this.route(args).catch(() => undefined)
+    return at !== undefined && address !== undefined && `${address.host}:${address.port}` !== at
   }
 
   /**
