@@ -11,6 +11,7 @@ import { startRedisServer } from '../host/platform/redis-server.js'
 import { bareQuickJS, luaGets, rawGets, wesselQuickJS } from './bench/anchors.js'
 import { fmt, summarize, timeEach, type BenchRow, type Sample } from './bench/stats.js'
 import { benchBatch } from './bench/batch.js'
+import { benchServe } from './bench/serve.js'
 
 const quick = process.argv.includes('--quick')
 const N = quick ? 50 : 400
@@ -222,6 +223,7 @@ async function main(): Promise<void> {
     console.log('RSS done')
     const batch = await benchBatch({ quick })
     sections.push(...batch)
+    sections.push(...(await benchServe({ quick })))
     console.log('batch done')
   } finally {
     await server.stop()
