@@ -194,6 +194,43 @@ export function encodeCommand(args: readonly (string | Uint8Array)[]): Uint8Arra
   return out.subarray(0, o)
 }
 
+/**
+ * Bytes {@link encodeCommandInto} may need for `args` (bulk arguments exact; strings at their
+ * UTF-8 worst case of 3 bytes per UTF-16 unit).
+ */
+export function commandSizeBound(args: readonly (string | Uint8Array)[]): number {
+  let size = 16
+  for (const arg of args) size += (typeof arg === 'string' ? arg.length * 3 : arg.length) + 24
+  return size
+}
+
+/**
+ * Writes the RESP2 multibulk form of `args` into `out` from `offset` (which must have
+ * {@link commandSizeBound} bytes free); returns the offset after it. No allocation for bytes.
+ */
+export function encodeCommandInto(args: readonly (string | Uint8Array)[], out: Uint8Array, offset: number): number {
+  let o = putDecimalLine(out, offset, 0x2a, args.length)
+  for (const arg of args) {
+    const bytes = typeof arg === 'string' ? utf8.encode(arg) : arg
+    o = putDecimalLine(out, o, 0x24, bytes.length)
+    out.set(bytes, o)
+    o += bytes.length
+    out[o++] = 0x0d
+    out[o++] = 0x0a
+  }
+  return o
+}
+
+/** `<prefix><n>\r\n` (n ≥ 0). */
+function putDecimalLine(out: Uint8Array, offset: number, prefix: number, n: number): number {
+  out[offset++] = prefix
+  if (n < 10) out[offset++] = 0x30 + n
+  else offset = putAscii(out, offset, String(n))
+  out[offset++] = 0x0d
+  out[offset++] = 0x0a
+  return offset
+}
+
 function putAscii(out: Uint8Array, offset: number, text: string): number {
   for (let i = 0; i < text.length; i++) out[offset + i] = text.charCodeAt(i)
   return offset + text.length

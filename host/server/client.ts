@@ -84,8 +84,9 @@ export class ClientSession implements ReplySink {
   #watching = false
   #closed = false
   readonly #queue: Slot[] = []
-  /** The socket is corked until the end of this tick (replies of one tick leave in one write). */
-  #corked = false
+  /** Replies ready to write, coalesced into one socket write at the end of the current run (a microtask). */
+  #outgoing: Uint8Array[] = []
+  #outgoingBytes = 0
   /** Bytes of replies ready but waiting behind an earlier reply. */
   #heldBytes = 0
   /** Reading is paused (too many replies owed). */
@@ -531,6 +532,7 @@ export class ClientSession implements ReplySink {
       }
       if (slot.written !== undefined) for (const resolve of slot.written) resolve()
       if (slot.closeAfter) {
+        this.#flushOutgoing()
         this.socket.end()
         this.#queue.length = 0
         this.#teardown()
@@ -552,23 +554,25 @@ export class ClientSession implements ReplySink {
   }
 
   #write(bytes: Uint8Array): void {
-    const socket = this.socket
-    if (socket.destroyed) return
-    if (!this.#corked) {
-      this.#corked = true
-      socket.cork()
-      process.nextTick(() => {
-        this.#corked = false
-        socket.uncork()
-      })
-    }
-    socket.write(bytes)
+    if (this.socket.destroyed) return
+    if (this.#outgoing.length === 0) queueMicrotask(this.#flushOutgoing)
+    this.#outgoing.push(bytes)
+    this.#outgoingBytes += bytes.length
+  }
+
+  readonly #flushOutgoing = (): void => {
+    const chunks = this.#outgoing
+    const size = this.#outgoingBytes
+    this.#outgoing = []
+    this.#outgoingBytes = 0
+    if (chunks.length === 0 || this.socket.destroyed) return
+    this.socket.write(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size))
   }
 
   /** A client that does not read its replies is disconnected past the output buffer cap. */
   #checkOutput(): void {
     // Written but unread, plus replies ready but held behind an earlier one.
-    if (this.socket.writableLength + this.#heldBytes > this.server.limits.maxOutputBytes) {
+    if (this.socket.writableLength + this.#outgoingBytes + this.#heldBytes > this.server.limits.maxOutputBytes) {
       this.server.log(`client ${this.id} closed: output buffer over ${this.server.limits.maxOutputBytes} bytes (it does not read its replies)`)
       this.close()
     }
@@ -595,6 +599,7 @@ export class ClientSession implements ReplySink {
       clearTimeout(timer)
       this.#teardown()
     })
+    this.#flushOutgoing()
     this.socket.end()
   }
 

@@ -48,13 +48,21 @@ export class Forwarder {
     return this.#backend.mode
   }
 
+  /** Standalone, default user: the shared connection per protocol (the hot path, no key to build). */
+  readonly #plain: (RedisConnection | undefined)[] = [undefined, undefined]
+
   #sharedConnection(credentials: ClientCredentials | undefined, address: NodeAddress | undefined, protocol: 2 | 3): RedisConnection {
+    if (credentials === undefined && address === undefined) {
+      const cached = this.#plain[protocol - 2]
+      if (cached !== undefined && !cached.isClosed) return cached
+    }
     const key = `${protocol}:${credentialsKey(credentials)}@${address === undefined ? '' : `${address.host}:${address.port}`}`
     let conn = this.#shared.get(key)
     if (conn === undefined || conn.isClosed) {
       conn = proxyConnection(this.#backend, address, toBackendCredentials(credentials), { reconnect: true, selectDb: true, protocol })
       this.#shared.set(key, conn)
     }
+    if (credentials === undefined && address === undefined) this.#plain[protocol - 2] = conn
     return conn
   }
 
