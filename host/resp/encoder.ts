@@ -159,12 +159,16 @@ export function encodeReply(value: RespValue, protocol: RespProtocol): Uint8Arra
     out[out.length - 1] = 0x0a
     return out
   }
+  // Shared and never written to: callers only send or copy reply bytes.
+  if (value === 'OK') return OK_REPLY
   if (typeof value === 'string' && value.length < 64 && /^[\x20-\x7e]*$/.test(value)) return ascii(`+${value}\r\n`)
   if (typeof value === 'number' && Number.isSafeInteger(value)) return ascii(`:${value}\r\n`)
   const w = new RespWriter()
   writeValue(w, value, protocol)
   return w.bytes()
 }
+
+const OK_REPLY = new TextEncoder().encode('+OK\r\n')
 
 function ascii(line: string): Uint8Array {
   const out = new Uint8Array(line.length)

@@ -106,6 +106,8 @@ const enum State {
  * `status_reply` may carry any bytes, which decode as UTF-8 (invalid sequences as U+FFFD).
  */
 function lineText(bytes: Uint8Array, start: number, end: number): string {
+  // The most common status line (SET's reply).
+  if (end - start === 2 && bytes[start] === 0x4f && bytes[start + 1] === 0x4b) return 'OK'
   if (end - start <= 64) {
     let out = ''
     for (let i = start; i < end; i++) {
