@@ -207,17 +207,25 @@ declare function isAsyncAllow(): boolean
 declare function flat_error(message: unknown): never
 
 /**
- * Calls the next command hook or the original command (CommandReader `hook=` registrations).
- * Command hooks need the RESP server (`gearbox serve`); anywhere else it throws
- * GearsError `Can not get CommandHook ctx`.
+ * Inside a command hook's execution (CommandReader `hook=`, under `gearbox serve`): runs the next
+ * matching hook, or the hooked command itself with `args` (the arguments without the command name:
+ * `call_next(...record.slice(1))`), as the client that sent it, and returns its reply converted like
+ * `execute()`'s. Arguments other than strings and bytes are converted with `String()`.
+ * @throws GearsError with Redis' text when the command's reply is an error.
+ * @throws GearsError `Can not get CommandHook ctx` outside a hook (`Failed executing command` in a
+ *   `trigger=` execution).
  */
-declare function call_next(...args: unknown[]): never
+declare function call_next(...args: unknown[]): unknown
 
 /**
- * Overrides the reply of the command that triggered a KeysReader `commands=` registration.
- * Needs the RESP server; anywhere else it throws GearsError `Can not get command ctx`.
+ * Inside an execution linked to a client's command (KeysReader `commands=[...]`, under `gearbox
+ * serve`): the client gets `reply` (converted by spec §3: `'+x'` a status, `'-x'` an error, integers,
+ * `%lf` floats, booleans as 1/0, arrays, bytes, null as nil, an object as its JSON) instead of the
+ * command's own reply. The first call wins.
+ * @throws GearsError `Override reply must get a single argument`, `Can only override reply once`,
+ *   `Can not get command ctx` (no linked command: another reader, no `commands=`, inside MULTI).
  */
-declare function override_reply(reply: unknown): never
+declare function override_reply(reply: unknown): null
 
 // ---------------------------------------------------------------------------------------------
 // GearsBuilder — types appended by the GearsBuilder implementation (issue 3) below this line.
@@ -342,7 +350,7 @@ interface RegisterOptions {
   readonly claimIdleMs?: number
   /** CommandReader: the trigger name (`gearbox.trigger(name, ...)`). */
   readonly trigger?: string
-  /** CommandReader: the command to hook (needs the RESP front: stored, inactive). */
+  /** CommandReader: the command to hook (active under `gearbox serve`; in the library alone stored, inactive). */
   readonly hook?: string
   /** CommandReader with `hook`: only calls on keys starting with this. */
   readonly keyprefix?: string
@@ -503,8 +511,9 @@ interface GearsBuilder<T = KeysReaderRecord> {
    *   consumer; records `{key: stream, id, value: {field: value}}`, `batch` per execution. At least
    *   once: entries are acknowledged only after their execution succeeded or the policy moved on;
    *   a dead host's entries are taken over after `claimIdleMs`.
-   * - Not yet: `hook`, `keyprefix`, `commands` and mode `'sync'` are checked and stored, the
-   *   registration's status is `INACTIVE` until the RESP front exists.
+   * - CommandReader `hook` (+ `keyprefix`), KeysReader `commands`, and mode `'sync'` act under
+   *   `gearbox serve` (README "Functions in the command path"); in the library alone they are
+   *   checked and stored with status `INACTIVE`.
    *
    * @throws GearsError with RedisGears' texts: `regex argument must be a string`, `unknown execution mode`,
    *   `OnRegistered argument must be a function`, `given eventTypes is not iterable`, `given event type is not string`,

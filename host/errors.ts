@@ -283,3 +283,6 @@ export class RegistrationPauseError extends GearboxError {
     super('ERR_GEARBOX_REGISTRATION_PAUSE', message)
   }
 }
+
+/** An error reply Redis sent as a RESP3 blob error (`!`): the RESP server passes it on as one. */
+export class RedisBlobReplyError extends RedisReplyError {}

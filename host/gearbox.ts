@@ -451,6 +451,7 @@ export class Gearbox {
         trigger: (name, args, key) => (key === undefined ? this.trigger(name, ...args) : this.triggerOnKey(name, key, ...args)),
         registrations: this.registrations,
         sessions: this.sessions,
+        commandPath: this.#deps.registrations,
       },
       this.#deps.backend,
       options,

@@ -13,6 +13,7 @@ import { fmt, summarize, timeEach, type BenchRow, type Sample } from './bench/st
 import { benchBatch } from './bench/batch.js'
 import { benchRestore } from './bench/restore.js'
 import { benchStreams } from './bench/streams.js'
+import { benchServe } from './bench/serve.js'
 
 const quick = process.argv.includes('--quick')
 const N = quick ? 50 : 400
@@ -224,6 +225,7 @@ async function main(): Promise<void> {
     console.log('RSS done')
     const batch = await benchBatch({ quick })
     sections.push(...batch)
+    sections.push(...(await benchServe({ quick })))
     console.log('batch done')
     sections.push(...(await benchRestore(quick ? { rounds: 2 } : {})))
     console.log('restore done')

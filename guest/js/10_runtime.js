@@ -200,14 +200,16 @@
     throw G.newFlatError(String_(args[0]))
   }
 
-  // Command hooks and command-linked executions come with the RESP server; until a hook or a
-  // KeysReader `commands=` registration runs this code, there is no such context.
-  function call_next() {
-    throw new GearsError('Can not get CommandHook ctx')
+  // Command hooks and command-linked executions exist where gearbox serve runs the function in a
+  // client's command path: the host answers these calls there, and RedisGears' "no ctx" errors
+  // everywhere else.
+  function call_next(...argv) {
+    return hostCall('command.callNext', encodeArgs(argv, 0))
   }
 
-  function override_reply() {
-    throw new GearsError('Can not get command ctx')
+  function override_reply(...args) {
+    if (args.length !== 1) throw new GearsError('Override reply must get a single argument')
+    return hostCall('command.overrideReply', '[' + G.encodeWire(args[0]) + ']')
   }
 
   defineGlobal('execute', execute)

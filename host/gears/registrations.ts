@@ -18,7 +18,8 @@ import { keySlot } from '../cluster/slots.js'
 import { shardOwningSlot } from '../cluster/topology.js'
 import { AbortedError, GearboxError, RegistrationError, RegistrationNotFoundError, RegistrationPauseError, TopLevelRecordingLimitError, TriggerNotFoundError } from '../errors.js'
 import type { RedisBackend, RedisReply, ShardInfo } from '../redis/types.js'
-import { createHostHandler } from '../runtime/handler.js'
+import { GuestFacingError } from '../runtime/guest-facing-error.js'
+import { createHostHandler, type HostOp } from '../runtime/handler.js'
 import type { GearsLogger } from '../runtime/logger.js'
 import { topLevelRecordingLimitMessage, type TopLevelRecording } from '../runtime/replay.js'
 import { replyValue, type WireValue } from '../runtime/wire.js'
@@ -147,7 +148,8 @@ class Registration {
     readonly index: number,
     readonly compiled: CompiledRegistration,
     readonly session: RegisteringSession,
-    readonly inactiveReason: string | null,
+    /** Why it cannot run here; null once a RESP server gives it the command path it needs. */
+    public inactiveReason: string | null,
   ) {}
 
   get trigger(): string | null {
@@ -217,10 +219,51 @@ function inactiveReasonOf(c: CompiledRegistration): string | null {
   return null
 }
 
+/**
+ * What a RESP server's command path (host/server/command-path.ts) gives the registry: the link
+ * between keyspace events and the client commands that caused them.
+ */
+export interface CommandPathLinker {
+  /**
+   * An event arrived: 'fence' when it is the command path's own marker (nothing else sees it),
+   * the linked client command that caused it, or undefined.
+   */
+  claim(shard: ShardInfo, key: string, event: string): LinkedCommand | 'fence' | undefined
+}
+
+/** A client command that waits for the executions its keyspace events trigger. */
+export interface LinkedCommand {
+  /** The command's name, lower-cased (what `commands=` lists). */
+  readonly command: string
+  /** The ops of an execution linked to the command (override_reply). */
+  ops(): Readonly<Record<string, HostOp>>
+  /** An execution the client waits for before it gets its reply. */
+  track(execution: Promise<unknown>): void
+}
+
+/** A registration the command path acts on: a hook, or a KeysReader one with `commands=` or mode sync. */
+export interface CommandPathEntry {
+  readonly id: string
+  readonly mode: string
+  /** Hook: the command (lower-cased) and the key prefix. */
+  readonly hook: string | null
+  readonly keyprefix: string | null
+  /** KeysReader: the prefix rule, the `commands=` filter (lower-cased) or null. */
+  readonly keysPrefix: string | null
+  readonly commands: readonly string[] | null
+}
+
 /** The text a failed execution leaves in lastError / errors: a coded host error keeps its code. */
 function failureText(error: unknown): string {
   if (error instanceof GearboxError) return `${error.code}: ${error.message}`
   return error instanceof Error ? error.message : String(error)
+}
+
+/** RG.TRIGGER executions: call_next has a command context but no chain (RedisGears: a NULL reply). */
+const TRIGGER_OPS: Readonly<Record<string, HostOp>> = {
+  'command.callNext': () => {
+    throw new GuestFacingError('Failed executing command')
+  },
 }
 
 const textDecoder = new TextDecoder('utf-8', { fatal: true })
@@ -270,6 +313,10 @@ export class RegistrationRegistry {
   #counter = 0
   #sessions = 0
   #closed = false
+  /** The RESP server's command path, while one is attached. */
+  #linker: CommandPathLinker | undefined
+  /** Bumped when registrations come or go (the command path rebuilds its tables). */
+  #version = 0
 
   constructor(host: RegistrationHost, feed?: KeyEventFeed) {
     this.#host = host
@@ -323,7 +370,9 @@ export class RegistrationRegistry {
         if (session.skip?.has(id) === true) continue
         const trigger = compiled.command?.trigger ?? null
         if (trigger !== null && this.hasTrigger(trigger, removed)) throw new RegistrationError('trigger already registered')
-        added.push(new Registration(id, index, compiled, session, inactiveReasonOf(compiled)))
+        const hook = compiled.command?.hook ?? null
+        if (hook !== null) this.#checkHookOverride(hook, added, removed)
+        added.push(new Registration(id, index, compiled, session, this.#linker === undefined ? inactiveReasonOf(compiled) : null))
       }
       if (added.some((r) => r.inactiveReason === null && r.compiled.keys !== undefined)) await this.#startFeed()
     }
@@ -364,6 +413,7 @@ export class RegistrationRegistry {
       if (r.stream !== undefined) stopping.push(r.stream.stop(false))
     }
     for (const r of added) this.#registrations.set(r.id, r)
+    this.#version++
     await Promise.all(stopping)
     await this.#onRegistered(added)
   }
@@ -384,6 +434,67 @@ export class RegistrationRegistry {
       const first = outcome.errors[0]
       if (first !== undefined) this.#host.logger.log('warning', `onRegistered of registration ${r.id} failed: ${first}`)
     }
+  }
+
+  /** Spec §2.5: a command hooked by a non-sync registration cannot be hooked again (newest hook first). */
+  #checkHookOverride(hook: string, sameSession: readonly Registration[], ignore: ReadonlySet<string>): void {
+    const lower = hook.toLowerCase()
+    let newest: Registration | undefined
+    for (const r of this.#registrations.values()) if (r.compiled.command?.hook?.toLowerCase() === lower && !ignore.has(r.id)) newest = r
+    if (newest !== undefined && newest.compiled.mode !== 'sync') throw new RegistrationError('Can not override a none sync registration')
+    for (const r of sameSession) {
+      if (r.compiled.command?.hook === hook && r.compiled.mode !== 'sync') {
+        throw new RegistrationError('Can not override a none sync registration which already created on this session')
+      }
+    }
+  }
+
+  /**
+   * A RESP server attaches its command path: hooks, `commands=` filters and sync registrations
+   * become active (and the keyspace feed starts if they need it). Detach with `undefined`.
+   */
+  async attachCommandPath(linker: CommandPathLinker | undefined): Promise<void> {
+    this.#linker = linker
+    for (const r of this.#registrations.values()) r.inactiveReason = linker === undefined ? inactiveReasonOf(r.compiled) : null
+    this.#version++
+    if (linker !== undefined && [...this.#registrations.values()].some((r) => r.compiled.keys !== undefined)) await this.#startFeed()
+  }
+
+  /** Changes whenever registrations come or go. */
+  get version(): number {
+    return this.#version
+  }
+
+  /** The active registrations the command path acts on, oldest first. */
+  commandPathEntries(): CommandPathEntry[] {
+    const out: CommandPathEntry[] = []
+    for (const r of this.#registrations.values()) {
+      if (!r.active || r.inactiveReason !== null) continue
+      const c = r.compiled
+      const hook = c.command?.hook ?? null
+      if (hook !== null) {
+        out.push({ id: r.id, mode: c.mode, hook: hook.toLowerCase(), keyprefix: c.command?.keyprefix ?? null, keysPrefix: null, commands: null })
+      } else if (c.keys !== undefined && (c.keys.commands !== null || c.mode === 'sync')) {
+        out.push({ id: r.id, mode: c.mode, hook: null, keyprefix: null, keysPrefix: c.keys.prefix, commands: c.keys.commands })
+      }
+    }
+    return out
+  }
+
+  /** The mode of trigger `name`'s registration (RG.TRIGGER of a sync one holds its shard), or undefined. */
+  triggerMode(name: string): string | undefined {
+    for (const r of this.#registrations.values()) if (r.trigger === name) return r.compiled.mode
+    return undefined
+  }
+
+  /**
+   * Runs registration `id` (a command hook) over `record` on `shard` with the command path's
+   * `ops` (call_next). Resolves with its results and errors; rejects when it is gone.
+   */
+  async runCommandExecution(id: string, record: WireValue, shard: ShardInfo | undefined, ops: Readonly<Record<string, HostOp>>): Promise<Outcome> {
+    const r = this.#registrations.get(id)
+    if (r === undefined || !r.active) throw new RegistrationNotFoundError()
+    return this.#execute(r, 'event', [record], shard, undefined, ops)
   }
 
   #startFeed(): Promise<void> {
@@ -411,6 +522,7 @@ export class RegistrationRegistry {
     r.active = false
     this.#registrations.delete(id)
     this.#host.executions?.forgetRegistration(id)
+    this.#version++
     return r.stream?.stop(options.abortPending === true) ?? Promise.resolve()
   }
 
@@ -451,7 +563,7 @@ export class RegistrationRegistry {
     if (found === undefined) throw new TriggerNotFoundError()
     const record: WireValue = key === undefined ? [name, ...args] : [name, key, ...args]
     const shard = key === undefined ? undefined : await this.#shardOfKey(key)
-    const outcome = await this.#execute(found, 'event', [record], shard)
+    const outcome = await this.#execute(found, 'event', [record], shard, undefined, TRIGGER_OPS)
     const first = outcome.errors[0]
     if (first !== undefined) throw new RegistrationError(first)
     return outcome.results
@@ -475,12 +587,18 @@ export class RegistrationRegistry {
   /** A keyspace notification: `event` happened to `key` on `shard` (`local`: the shard this host's async_local registrations serve). */
   keyEvent(shard: ShardInfo, local: boolean, key: string, event: string): void {
     if (this.#closed) return
+    // A client command of the RESP server that caused this event waits for what it triggers.
+    const link = this.#linker?.claim(shard, key, event)
+    if (link === 'fence') return
     const lowered = event.toLowerCase()
     for (const r of this.#registrations.values()) {
       r.stream?.keyEvent(key, lowered)
       const k = r.compiled.keys
       if (k === undefined || !r.active || r.inactiveReason !== null) continue
-      if (r.compiled.mode === 'async_local' && !local) continue
+      // commands=: only events of those commands (of server clients) fire, linked to the command.
+      const linked = link !== undefined && (k.commands !== null ? k.commands.includes(link.command) : r.compiled.mode === 'sync')
+      if (k.commands !== null && !linked) continue
+      if (r.compiled.mode === 'async_local' && !local && !linked) continue
       if (!prefixMatches(k.prefix, key)) continue
       if (k.eventTypes !== null && !k.eventTypes.includes(lowered)) continue
       if (r.pending >= (this.#host.queueSize ?? REGISTRATION_QUEUE_SIZE)) {
@@ -496,7 +614,9 @@ export class RegistrationRegistry {
       )
       // Events of one key run in arrival order: each waits for the key's previous one.
       const previous = r.keyChains.get(key) ?? Promise.resolve()
-      const next = previous.then(() => this.#keyExecution(r, shard, record))
+      const ops = linked && k.commands !== null ? link.ops() : undefined
+      const next = previous.then(() => this.#keyExecution(r, shard, record, ops))
+      if (linked) link.track(next)
       r.keyChains.set(key, next)
       void next.finally(() => {
         r.pending--
@@ -505,7 +625,12 @@ export class RegistrationRegistry {
     }
   }
 
-  async #keyExecution(r: Registration, shard: ShardInfo, read: Promise<{ ok: true; value: WireValue } | { ok: false; error: unknown }>): Promise<void> {
+  async #keyExecution(
+    r: Registration,
+    shard: ShardInfo,
+    read: Promise<{ ok: true; value: WireValue } | { ok: false; error: unknown }>,
+    ops?: Readonly<Record<string, HostOp>>,
+  ): Promise<void> {
     const record = await read
     if (!r.active || this.#closed) return
     if (!record.ok) {
@@ -515,7 +640,7 @@ export class RegistrationRegistry {
       return
     }
     if (record.value === null) return // filtered out by keyTypes
-    await this.#execute(r, 'event', [record.value], shard)
+    await this.#execute(r, 'event', [record.value], shard, undefined, ops)
   }
 
   /** The record RedisGears gives a KeysReader registration: {key, event} or {key, event, type, value}; null when keyTypes filters it out. */
@@ -532,7 +657,14 @@ export class RegistrationRegistry {
   }
 
   /** One execution of registration `r`: the script re-evaluated under replay, then its entry. */
-  async #execute(r: Registration, kind: 'event' | 'registered', records: WireValue[], shard: ShardInfo | undefined, signal?: AbortSignal): Promise<Outcome> {
+  async #execute(
+    r: Registration,
+    kind: 'event' | 'registered',
+    records: WireValue[],
+    shard: ShardInfo | undefined,
+    signal?: AbortSignal,
+    commandOps?: Readonly<Record<string, HostOp>>,
+  ): Promise<Outcome> {
     const host = this.#host
     const session = r.session
     const limits = session.limits
@@ -561,6 +693,7 @@ export class RegistrationRegistry {
       maxReplyBytes: limits.maxReplyBytes,
       ...(shard === undefined ? {} : { shard }),
       topLevel: { mode: 'replay', recording: session.recording },
+      ...(commandOps === undefined ? {} : { ops: commandOps }),
     })
     const handler = withOps(inner, {
       ...requests.ops(),

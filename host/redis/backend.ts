@@ -368,6 +368,8 @@ class GearboxRedisBackend implements RedisBackend {
     this.assertOpen()
     return new RedisConnection({
       protocol: options.protocol,
+      keepNullArrays: true,
+      coalesceWrites: true,
       address: address ?? this.seeds[0]!.address,
       tls: this.tls,
       ...(credentials ?? this.credentials),

@@ -15,8 +15,8 @@
  */
 import { connect as netConnect, type Socket } from 'node:net'
 import { connect as tlsConnect, type ConnectionOptions as TlsOptions } from 'node:tls'
-import { ClosedError, ConnectionError, GearboxError, RedisReplyError, ReplyLimitError } from '../errors.js'
-import { encodeCommand } from '../resp/encoder.js'
+import { ClosedError, ConnectionError, GearboxError, RedisBlobReplyError, RedisReplyError, ReplyLimitError } from '../errors.js'
+import { commandSizeBound, encodeCommand, encodeCommandInto } from '../resp/encoder.js'
 import { RespPush } from '../resp/types.js'
 import { Resp2ProtocolError, Resp2Reader, type ReplySink } from '../resp/reader.js'
 import { NestedReplyError, type RedisArg, type RedisReply } from './types.js'
@@ -46,6 +46,14 @@ export interface ConnectionConfig {
    * server's forwarding for RESP3 clients; they may hold the codec's RESP3 kinds). Default 2.
    */
   readonly protocol?: 2 | 3 | undefined
+  /** Keep `*-1` apart from `$-1` (NULL_ARRAY): forwarding connections pass replies through as sent. */
+  readonly keepNullArrays?: boolean | undefined
+  /**
+   * Coalesce the commands written in one synchronous run into one socket write (flushed in a
+   * microtask): forwarding connections carry other clients' pipelines, where a write per command
+   * (or a corked writev of many small buffers) costs more than the proxying itself.
+   */
+  readonly coalesceWrites?: boolean | undefined
   /** Told about every connection failure (the backend keeps the last for messages). */
   readonly onError?: ((error: Error) => void) | undefined
   /**
@@ -65,11 +73,15 @@ function isPushMessage(value: RedisReply): value is RedisReply[] {
   return (text === 'message' && value.length === 3) || (text === 'pmessage' && value.length === 4)
 }
 
+/** coalesceWrites: the size of a burst's buffer (allocUnsafe takes buffers under 4 KiB from Node's pool). */
+const ARENA_BYTES = 4095
+
 /** One shared batcher: commands written in one tick leave in one write per socket. */
 const batcher = new WriteBatcher()
 
 interface Pending {
-  readonly name: string
+  /** The command's name (for messages; decoded only when one is written). */
+  readonly first: RedisArg | undefined
   readonly budget: number
   /** performance.now() when it was written. */
   readonly sentAt: number
@@ -176,16 +188,16 @@ export class RedisConnection implements ReplySink {
 
   private write(args: readonly RedisArg[], budget: number, budgetName: string): Promise<RedisReply> {
     const socket = this.socket!
-    const name = commandName(args)
+    const first = args[0]
     return new Promise<RedisReply>((resolve, reject) => {
       const pending: Pending = {
-        name,
+        first,
         budget,
         sentAt: performance.now(),
         resolve,
         reject: (error) => {
           if (error instanceof ReplyLimitError) {
-            reject(new ReplyLimitError(`the reply to ${name} exceeded ${budgetName}; it was skipped, not read`))
+            reject(new ReplyLimitError(`the reply to ${commandName([first ?? ''])} exceeded ${budgetName}; it was skipped, not read`))
           } else reject(error)
         },
         settled: false,
@@ -197,15 +209,66 @@ export class RedisConnection implements ReplySink {
           pending.settled = true
           reject(
             new ConnectionError(
-              `no reply to ${name} from Redis ${this.where} within commandTimeoutMs (${timeout} ms); the command may or may not have run`,
+              `no reply to ${commandName([first ?? ''])} from Redis ${this.where} within commandTimeoutMs (${timeout} ms); the command may or may not have run`,
             ),
           )
         }, timeout)
       }
       this.inFlight.push(pending)
+      this.writeCommand(socket, args)
+    })
+  }
+
+  /** Commands encoded but not yet written (coalesceWrites), and their bytes. */
+  private outgoing: Uint8Array[] = []
+  private outgoingBytes = 0
+
+  /** coalesceWrites: the buffer commands are encoded into until the flush, and its bytes used. */
+  private arena: Buffer | undefined
+  private arenaUsed = 0
+  private flushScheduled = false
+
+  private writeCommand(socket: Socket, args: readonly RedisArg[]): void {
+    if (this.config.coalesceWrites !== true) {
       batcher.hold(socket)
       socket.write(encodeCommand(args))
-    })
+      return
+    }
+    // Encoded straight into one buffer per flush: no allocation per command, one write per burst
+    // (flushed after the I/O events of this loop turn, so several clients' commands share it).
+    const need = commandSizeBound(args)
+    let arena = this.arena
+    if (arena === undefined || this.arenaUsed + need > arena.length) {
+      if (arena !== undefined && this.arenaUsed > 0) {
+        this.outgoing.push(arena.subarray(0, this.arenaUsed))
+        this.outgoingBytes += this.arenaUsed
+      }
+      arena = this.arena = Buffer.allocUnsafe(Math.max(ARENA_BYTES, need))
+      this.arenaUsed = 0
+    }
+    this.arenaUsed = encodeCommandInto(args, arena, this.arenaUsed)
+    if (!this.flushScheduled) {
+      this.flushScheduled = true
+      setImmediate(() => this.flushOutgoing(socket))
+    }
+  }
+
+  private flushOutgoing(socket: Socket): void {
+    this.flushScheduled = false
+    if (this.arena !== undefined && this.arenaUsed > 0) {
+      this.outgoing.push(this.arena.subarray(0, this.arenaUsed))
+      this.outgoingBytes += this.arenaUsed
+    }
+    // The socket keeps the written bytes until they are sent: the next burst gets a new buffer.
+    this.arena = undefined
+    this.arenaUsed = 0
+    const chunks = this.outgoing
+    if (chunks.length === 0) return
+    const size = this.outgoingBytes
+    this.outgoing = []
+    this.outgoingBytes = 0
+    if (socket.destroyed) return
+    socket.write(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size))
   }
 
   private whenReady(): Promise<void> {
@@ -253,8 +316,7 @@ export class RedisConnection implements ReplySink {
   sendRaw(args: readonly RedisArg[]): boolean {
     const socket = this.socket
     if (this.status !== Status.Ready || socket === undefined) return false
-    batcher.hold(socket)
-    socket.write(encodeCommand(args))
+    this.writeCommand(socket, args)
     return true
   }
 
@@ -288,7 +350,7 @@ export class RedisConnection implements ReplySink {
     if (!pending) return
     if (pending.timer) clearTimeout(pending.timer)
     if (pending.settled) return
-    if (value instanceof NestedReplyError) pending.reject(new RedisReplyError(value.message))
+    if (value instanceof NestedReplyError) pending.reject(value.blob ? new RedisBlobReplyError(value.message) : new RedisReplyError(value.message))
     else pending.resolve(value)
   }
 
@@ -358,6 +420,7 @@ export class RedisConnection implements ReplySink {
     socket.setKeepAlive(true, 30_000)
     const reader = new Resp2Reader(this)
     reader.resp3 = this.config.protocol === 3
+    reader.nullArrays = this.config.keepNullArrays === true
     this.reader = reader
     this.socket = socket
     socket.on('data', (chunk: Buffer) => {
@@ -402,7 +465,7 @@ export class RedisConnection implements ReplySink {
       if (pending.settled) continue
       pending.reject(
         new ConnectionError(
-          `connection to Redis ${this.where} closed before the reply to ${pending.name} arrived; ` +
+          `connection to Redis ${this.where} closed before the reply to ${commandName([pending.first ?? ''])} arrived; ` +
             'the command may or may not have run (gearbox does not resend it)',
         ),
       )

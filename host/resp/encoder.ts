@@ -6,7 +6,7 @@
  * A RESP2 client gets each RESP3 kind the way Redis downgrades it: map → flat array, set and push
  * → array, double → bulk string, boolean → integer 1/0, null → nil bulk.
  */
-import { NestedReplyError, RespBoolean, RespDouble, RespMap, RespPush, RespSet, RespVerbatim, type RedisReply, type RespValue } from './types.js'
+import { NestedReplyError, RespBoolean, RespDouble, RespMap, RespNullArray, RespPush, RespSet, RespVerbatim, type RedisReply, type RespValue } from './types.js'
 
 export { RespBoolean, RespDouble, RespMap, RespPush, RespSet, RespVerbatim }
 
@@ -100,7 +100,17 @@ function writeValue(w: RespWriter, value: RespValue, protocol: RespProtocol): vo
     else if (protocol === 3) w.write(`(${value}\r\n`)
     else writeBulkText(w, value.toString())
   } else if (value instanceof NestedReplyError) {
-    w.write(`-${oneLine(value.message)}\r\n`)
+    // RESP3: Redis' blob errors stay blobs, and so does a text with line breaks (kept whole, not flattened).
+    if (protocol === 3 && (value.blob || value.message.includes('\n') || value.message.includes('\r'))) {
+      const body = utf8.encode(value.message)
+      w.write(`!${body.length}\r\n`)
+      w.writeBytes(body)
+      w.writeBytes(CRLF)
+    } else {
+      w.write(`-${oneLine(value.message)}\r\n`)
+    }
+  } else if (value instanceof RespNullArray) {
+    w.write(protocol === 3 ? '_\r\n' : '*-1\r\n')
   } else if (Array.isArray(value)) {
     writeItems(w, '*', value as readonly RespValue[], protocol)
   } else if (value instanceof RespMap) {
@@ -149,12 +159,16 @@ export function encodeReply(value: RespValue, protocol: RespProtocol): Uint8Arra
     out[out.length - 1] = 0x0a
     return out
   }
+  // Shared and never written to: callers only send or copy reply bytes.
+  if (value === 'OK') return OK_REPLY
   if (typeof value === 'string' && value.length < 64 && /^[\x20-\x7e]*$/.test(value)) return ascii(`+${value}\r\n`)
   if (typeof value === 'number' && Number.isSafeInteger(value)) return ascii(`:${value}\r\n`)
   const w = new RespWriter()
   writeValue(w, value, protocol)
   return w.bytes()
 }
+
+const OK_REPLY = new TextEncoder().encode('+OK\r\n')
 
 function ascii(line: string): Uint8Array {
   const out = new Uint8Array(line.length)
@@ -182,6 +196,43 @@ export function encodeCommand(args: readonly (string | Uint8Array)[]): Uint8Arra
     out[o++] = 0x0a
   }
   return out.subarray(0, o)
+}
+
+/**
+ * Bytes {@link encodeCommandInto} may need for `args` (bulk arguments exact; strings at their
+ * UTF-8 worst case of 3 bytes per UTF-16 unit).
+ */
+export function commandSizeBound(args: readonly (string | Uint8Array)[]): number {
+  let size = 16
+  for (const arg of args) size += (typeof arg === 'string' ? arg.length * 3 : arg.length) + 24
+  return size
+}
+
+/**
+ * Writes the RESP2 multibulk form of `args` into `out` from `offset` (which must have
+ * {@link commandSizeBound} bytes free); returns the offset after it. No allocation for bytes.
+ */
+export function encodeCommandInto(args: readonly (string | Uint8Array)[], out: Uint8Array, offset: number): number {
+  let o = putDecimalLine(out, offset, 0x2a, args.length)
+  for (const arg of args) {
+    const bytes = typeof arg === 'string' ? utf8.encode(arg) : arg
+    o = putDecimalLine(out, o, 0x24, bytes.length)
+    out.set(bytes, o)
+    o += bytes.length
+    out[o++] = 0x0d
+    out[o++] = 0x0a
+  }
+  return o
+}
+
+/** `<prefix><n>\r\n` (n ≥ 0). */
+function putDecimalLine(out: Uint8Array, offset: number, prefix: number, n: number): number {
+  out[offset++] = prefix
+  if (n < 10) out[offset++] = 0x30 + n
+  else offset = putAscii(out, offset, String(n))
+  out[offset++] = 0x0d
+  out[offset++] = 0x0a
+  return offset
 }
 
 function putAscii(out: Uint8Array, offset: number, text: string): number {

@@ -13,4 +13,4 @@ export {
   type RespProtocol,
   type RespValue,
 } from './encoder.js'
-export { NestedReplyError, type RedisReply } from './types.js'
+export { NestedReplyError, NULL_ARRAY, RespNullArray, type RedisReply } from './types.js'

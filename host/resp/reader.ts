@@ -20,7 +20,7 @@
  * typed in telnet), under Redis's limits (bulk and multibulk lengths, inline line length) with
  * Redis's protocol error texts. Each command reaches the sink as an array of Uint8Array.
  */
-import { NestedReplyError, RespBoolean, RespDouble, RespMap, RespPush, RespSet, RespVerbatim, type RedisReply, type RespValue } from './types.js'
+import { NestedReplyError, NULL_ARRAY, RespBoolean, RespDouble, RespMap, RespPush, RespSet, RespVerbatim, type RedisReply, type RespValue } from './types.js'
 
 /** A byte the reader does not know as a RESP2 type (e.g. RESP3 after a stray HELLO 3), or a broken request. */
 export class Resp2ProtocolError extends Error {
@@ -106,6 +106,8 @@ const enum State {
  * `status_reply` may carry any bytes, which decode as UTF-8 (invalid sequences as U+FFFD).
  */
 function lineText(bytes: Uint8Array, start: number, end: number): string {
+  // The most common status line (SET's reply).
+  if (end - start === 2 && bytes[start] === 0x4f && bytes[start + 1] === 0x4b) return 'OK'
   if (end - start <= 64) {
     let out = ''
     for (let i = start; i < end; i++) {
@@ -184,6 +186,8 @@ export class Resp2Reader {
    * booleans, null, big numbers, verbatim strings and blob errors, as the codec's RESP3 kinds.
    */
   resp3 = false
+  /** Read `*-1` as {@link NULL_ARRAY} instead of null (forwarding connections keep `*-1` and `$-1` apart). */
+  nullArrays = false
 
   constructor(
     private readonly sink: ReplySink,
@@ -374,7 +378,7 @@ export class Resp2Reader {
           return pos
         }
         if (n <= 0) {
-          this.value(n < 0 ? null : this.aggregate(kind, []))
+          this.value(n < 0 ? (this.nullArrays && kind === ARRAY ? (NULL_ARRAY as unknown as RedisReply) : null) : this.aggregate(kind, []))
           return pos
         }
         if (this.charge(n * ELEMENT_COST)) this.refuse()
@@ -436,7 +440,7 @@ export class Resp2Reader {
   private payloadValue(bytes: Uint8Array): RedisReply {
     if (this.payloadType === BULK) return bytes
     const text = utf8.decode(bytes)
-    if (this.payloadType === BLOB_ERROR) return new NestedReplyError(text)
+    if (this.payloadType === BLOB_ERROR) return new NestedReplyError(text, true)
     const format = text.slice(0, 3)
     return new RespVerbatim(format === 'mkd' ? 'mkd' : 'txt', text.slice(4)) as unknown as RedisReply
   }

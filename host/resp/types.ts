@@ -2,7 +2,11 @@
 
 /** An error element nested inside an array reply (a top-level error rejects a call instead). */
 export class NestedReplyError {
-  constructor(readonly message: string) {}
+  constructor(
+    readonly message: string,
+    /** Redis sent it as a RESP3 blob error (`!`): a RESP3 client gets it the same way. */
+    readonly blob = false,
+  ) {}
 }
 
 /**
@@ -16,7 +20,14 @@ export type RedisReply = Uint8Array | string | number | bigint | null | NestedRe
 // switched to RESP3 (the server's forwarding connections of RESP3 clients only).
 
 /** Any value of the codec: a {@link RedisReply} or a RESP3 kind, nested. */
-export type RespValue = RedisReply | RespMap | RespSet | RespPush | RespDouble | RespBoolean | RespVerbatim | readonly RespValue[]
+export type RespValue = RedisReply | RespMap | RespSet | RespPush | RespDouble | RespBoolean | RespVerbatim | RespNullArray | readonly RespValue[]
+
+/**
+ * A RESP2 null array (`*-1`, e.g. BLPOP's timeout, an aborted EXEC), kept apart from a nil bulk
+ * (`$-1`) on forwarding connections so that it passes through as Redis sent it; RESP3: null.
+ */
+export class RespNullArray {}
+export const NULL_ARRAY = new RespNullArray()
 
 /** A RESP3 map (`%`); RESP2: a flat array of key, value, key, value, ... */
 export class RespMap {

@@ -240,7 +240,11 @@ class RuntimeHandler implements RuntimeHostHandler, ExecutionContext {
         return null
       default: {
         const extra = Object.prototype.hasOwnProperty.call(this.#ops, op) ? this.#ops[op] : undefined
-        if (extra === undefined) throw new GuestFacingError(`gearbox: unknown host call '${op}'`)
+        if (extra === undefined) {
+          // call_next / override_reply outside a command hook or a command-linked execution.
+          const noContext = Object.prototype.hasOwnProperty.call(NO_COMMAND_CONTEXT, op) ? NO_COMMAND_CONTEXT[op] : undefined
+          throw new GuestFacingError(noContext ?? `gearbox: unknown host call '${op}'`)
+        }
         return extra(args, this, mode)
       }
     }
@@ -301,6 +305,15 @@ class RuntimeHandler implements RuntimeHostHandler, ExecutionContext {
       wait()
     })
   }
+}
+
+/**
+ * RedisGears' errors for the command-path calls when the execution has no such context (the RESP
+ * server adds these ops to hook and command-linked executions).
+ */
+const NO_COMMAND_CONTEXT: Readonly<Record<string, string>> = {
+  'command.callNext': 'Can not get CommandHook ctx',
+  'command.overrideReply': 'Can not get command ctx',
 }
 
 /** The longest delay one timer holds (setTimeout fires at once beyond it). */

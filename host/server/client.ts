@@ -14,11 +14,12 @@
  * get pub/sub messages as push frames).
  */
 import type { Socket } from 'node:net'
-import { ConnectionError, RedisReplyError } from '../errors.js'
+import { ConnectionError, RedisBlobReplyError, RedisReplyError } from '../errors.js'
 import type { RedisConnection } from '../redis/connection.js'
 import { Resp2ProtocolError, Resp2Reader, type ReplySink } from '../resp/reader.js'
 import { encodeError, encodeReply, RespMap, RespPush, RespVerbatim, type RespProtocol, type RespValue } from '../resp/encoder.js'
 import { NestedReplyError, type RedisReply } from '../resp/types.js'
+import type { PathClient } from './command-path.js'
 import type { ClientCredentials } from './forward.js'
 import type { ServerContext } from './server.js'
 import { commandDocsEntries, commandInfoEntries, isRgCommandName, rgInfoSection } from './command-docs.js'
@@ -74,10 +75,18 @@ export class ClientSession implements ReplySink {
   #pinned: RedisConnection | undefined
   #tunnel = false
   #inMulti = false
+  /**
+   * Cluster: MULTI answered here, not sent yet: the transaction goes to the master of its first
+   * command's keys (as cluster clients send it), pinned then.
+   */
+  #deferredMulti = false
+  /** WATCH is in effect (until EXEC, DISCARD, UNWATCH or RESET). */
+  #watching = false
   #closed = false
   readonly #queue: Slot[] = []
-  /** The socket is corked until the end of this tick (replies of one tick leave in one write). */
-  #corked = false
+  /** Replies ready to write, coalesced into one socket write at the end of the current run (a microtask). */
+  #outgoing: Uint8Array[] = []
+  #outgoingBytes = 0
   /** Bytes of replies ready but waiting behind an earlier reply. */
   #heldBytes = 0
   /** Reading is paused (too many replies owed). */
@@ -149,6 +158,7 @@ export class ClientSession implements ReplySink {
   #dispatch(args: Uint8Array[]): void {
     const name = commandName(args[0]!)
     if (this.#tunnel) return this.#tunnelCommand(name, args)
+    if (this.#deferredMulti && this.#deferredTransaction(name, args)) return
     switch (name) {
       case 'QUIT':
         this.#enqueueValue(Promise.resolve('OK'), true)
@@ -179,14 +189,40 @@ export class ClientSession implements ReplySink {
         if (inMulti) await this.#pinned?.send(args).catch(noop)
         this.running++
         try {
-          return await runRgCommand(this.server.gears, name, args, { inMulti })
+          const run = (): Promise<RespValue> => runRgCommand(this.server.gears, name, args, { inMulti })
+          const path = this.server.commandPath
+          // A sync trigger holds its shard while it runs (other clients' commands there wait).
+          if (path !== undefined && !inMulti && (name === 'RG.TRIGGER' || name === 'RG.TRIGGERONKEY') && args.length >= 2) {
+            const key = name === 'RG.TRIGGERONKEY' && args[2] !== undefined ? text(args[2]) : undefined
+            return await path.withTrigger(text(args[1]!), key, run)
+          }
+          return await run()
         } finally {
           this.running--
         }
       })
     }
+    const path = this.server.commandPath
+    if (path !== undefined) {
+      // A hook or a linked registration applies: the command path runs it (later commands wait).
+      const plan = path.plan(name, args, this.#inMulti)
+      if (plan !== undefined) {
+        const inMulti = this.#inMulti
+        return this.#barrier(() => {
+          this.running++
+          return path.run(plan, args, this.#pathClient(inMulti)).finally(() => this.running--)
+        })
+      }
+    }
+    if (name === 'MULTI' && this.server.forwarder.mode === 'cluster' && !this.#inMulti) {
+      this.#inMulti = true
+      this.#deferredMulti = true
+      return this.#enqueueValue(Promise.resolve('OK'))
+    }
     if (name === 'MULTI') this.#inMulti = true
     else if (name === 'EXEC' || name === 'DISCARD') this.#inMulti = false
+    if (name === 'WATCH') this.#watching = true
+    else if (name === 'EXEC' || name === 'DISCARD' || name === 'UNWATCH') this.#watching = false
     if (name === 'CLIENT' && args.length >= 2 && text(args[1]!).toUpperCase() === 'SETINFO') {
       // Library name/version (Redis 7.2): kept off the shared connections, answered here.
       return this.#enqueueValue(Promise.resolve('OK'))
@@ -203,15 +239,83 @@ export class ClientSession implements ReplySink {
     this.#forward(args)
   }
 
+  /**
+   * Cluster, after MULTI (answered here): EXEC / DISCARD of an empty transaction are answered
+   * here too; any other command first opens the transaction on the master of its keys. Returns
+   * true when the command was handled.
+   */
+  #deferredTransaction(name: string, args: Uint8Array[]): boolean {
+    if (name === 'EXEC' || name === 'DISCARD') {
+      this.#deferredMulti = false
+      this.#inMulti = false
+      this.#watching = false
+      const pinned = this.#pinned
+      if (pinned === undefined) {
+        this.#enqueueValue(Promise.resolve(name === 'EXEC' ? [] : 'OK'))
+        return true
+      }
+      // WATCHed keys: Redis says whether the (empty) transaction ran.
+      this.#barrier(async () => {
+        await pinned.send(['MULTI'])
+        return pinned.send(args)
+      })
+      return true
+    }
+    if (name === 'QUIT' || name === 'RESET' || name === 'MULTI') return false
+    this.#deferredMulti = false
+    // A silent step: later commands go to the pinned connection, after its MULTI.
+    const watching = this.#watching
+    this.#barrier(async () => {
+      const current = this.#pinned
+      if (current !== undefined && !watching && (await this.server.forwarder.elsewhere(current, args))) {
+        // The pinned connection is on another master and holds no WATCH: the transaction moves.
+        this.#pinned = undefined
+        void current.close(false)
+      }
+      const pinned = await this.#pin(args)
+      await pinned.send(['MULTI'])
+      return undefined
+    })
+    return false
+  }
+
   /** A forwarded command: on the pinned connection if any, else shared; after a pending barrier. */
   #forward(args: Uint8Array[]): void {
+    const inMulti = this.#inMulti
     const send = (): Promise<RedisReply> => {
       const pinned = this.#pinned
-      if (pinned !== undefined) return pinned.send(args)
+      if (pinned !== undefined) {
+        // Cluster: outside a transaction, a key of another master goes there (shared connection).
+        if (this.server.forwarder.mode === 'cluster' && !inMulti) return this.#sendPinnedOrRouted(pinned, args)
+        return pinned.send(args)
+      }
       return this.server.forwarder.call(args, this.credentials, this.protocol)
     }
     const gate = this.#gate
+    // A sync execution holding this command's shard: the command waits until it finished.
+    const held = this.server.commandPath?.gate(args)
+    if (held !== undefined) {
+      this.#enqueueValue((gate === undefined ? held : gate.then(() => held)).then(send))
+      return
+    }
     this.#enqueueValue(gate === undefined ? send() : gate.then(send))
+  }
+
+  async #sendPinnedOrRouted(pinned: RedisConnection, args: Uint8Array[]): Promise<RedisReply> {
+    if (await this.server.forwarder.elsewhere(pinned, args)) return this.server.forwarder.call(args, this.credentials, this.protocol)
+    return pinned.send(args)
+  }
+
+  /** How the command path sends this client's commands (call_next, a linked command). */
+  #pathClient(inMulti: boolean): PathClient {
+    return {
+      inMulti,
+      send: (args, resp2) => {
+        const pinned = this.#pinned
+        if (pinned !== undefined) return pinned.send(args)
+        return this.server.forwarder.call(args, this.credentials, resp2 ? 2 : this.protocol)
+      },
+    }
   }
 
   /** Runs `work` once every earlier command replied; later commands wait for it. */
@@ -260,7 +364,8 @@ export class ClientSession implements ReplySink {
   #tunnelCommand(name: string, args: Uint8Array[]): void {
     if (name === 'QUIT') {
       this.#writeNow('OK')
-      this.close()
+      // end(), not destroy(): the OK still corked in the socket must reach the client.
+      this.end()
       return
     }
     if (name === 'RESET') {
@@ -342,6 +447,8 @@ export class ClientSession implements ReplySink {
     this.#pinned = undefined
     this.#tunnel = false
     this.#inMulti = false
+    this.#deferredMulti = false
+    this.#watching = false
     this.credentials = undefined
     this.protocol = 2
     if (pinned !== undefined) await pinned.close(false)
@@ -406,7 +513,9 @@ export class ClientSession implements ReplySink {
     }
     reply.then(
       (value) => settle(value === undefined ? undefined : this.#encode(value)),
-      (err: unknown) => settle(encodeError(errorText(err))),
+      (err: unknown) =>
+        // A RESP3 blob error from Redis stays one for a RESP3 client.
+        settle(err instanceof RedisBlobReplyError && this.protocol === 3 ? this.#encode(new NestedReplyError(err.message, true)) : encodeError(errorText(err))),
     )
   }
 
@@ -423,6 +532,7 @@ export class ClientSession implements ReplySink {
       }
       if (slot.written !== undefined) for (const resolve of slot.written) resolve()
       if (slot.closeAfter) {
+        this.#flushOutgoing()
         this.socket.end()
         this.#queue.length = 0
         this.#teardown()
@@ -444,23 +554,25 @@ export class ClientSession implements ReplySink {
   }
 
   #write(bytes: Uint8Array): void {
-    const socket = this.socket
-    if (socket.destroyed) return
-    if (!this.#corked) {
-      this.#corked = true
-      socket.cork()
-      process.nextTick(() => {
-        this.#corked = false
-        socket.uncork()
-      })
-    }
-    socket.write(bytes)
+    if (this.socket.destroyed) return
+    if (this.#outgoing.length === 0) queueMicrotask(this.#flushOutgoing)
+    this.#outgoing.push(bytes)
+    this.#outgoingBytes += bytes.length
+  }
+
+  readonly #flushOutgoing = (): void => {
+    const chunks = this.#outgoing
+    const size = this.#outgoingBytes
+    this.#outgoing = []
+    this.#outgoingBytes = 0
+    if (chunks.length === 0 || this.socket.destroyed) return
+    this.socket.write(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size))
   }
 
   /** A client that does not read its replies is disconnected past the output buffer cap. */
   #checkOutput(): void {
     // Written but unread, plus replies ready but held behind an earlier one.
-    if (this.socket.writableLength + this.#heldBytes > this.server.limits.maxOutputBytes) {
+    if (this.socket.writableLength + this.#outgoingBytes + this.#heldBytes > this.server.limits.maxOutputBytes) {
       this.server.log(`client ${this.id} closed: output buffer over ${this.server.limits.maxOutputBytes} bytes (it does not read its replies)`)
       this.close()
     }
@@ -487,6 +599,7 @@ export class ClientSession implements ReplySink {
       clearTimeout(timer)
       this.#teardown()
     })
+    this.#flushOutgoing()
     this.socket.end()
   }
 

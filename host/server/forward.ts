@@ -36,6 +36,8 @@ export class Forwarder {
   readonly #backend: RedisBackend
   /** Shared connections by credentials and master. */
   readonly #shared = new Map<string, RedisConnection>()
+  /** The master each pinned connection was opened to (cluster). */
+  readonly #pinnedAt = new WeakMap<RedisConnection, string>()
   #closed = false
 
   constructor(backend: RedisBackend) {
@@ -46,13 +48,21 @@ export class Forwarder {
     return this.#backend.mode
   }
 
+  /** Standalone, default user: the shared connection per protocol (the hot path, no key to build). */
+  readonly #plain: (RedisConnection | undefined)[] = [undefined, undefined]
+
   #sharedConnection(credentials: ClientCredentials | undefined, address: NodeAddress | undefined, protocol: 2 | 3): RedisConnection {
+    if (credentials === undefined && address === undefined) {
+      const cached = this.#plain[protocol - 2]
+      if (cached !== undefined && !cached.isClosed) return cached
+    }
     const key = `${protocol}:${credentialsKey(credentials)}@${address === undefined ? '' : `${address.host}:${address.port}`}`
     let conn = this.#shared.get(key)
     if (conn === undefined || conn.isClosed) {
       conn = proxyConnection(this.#backend, address, toBackendCredentials(credentials), { reconnect: true, selectDb: true, protocol })
       this.#shared.set(key, conn)
     }
+    if (credentials === undefined && address === undefined) this.#plain[protocol - 2] = conn
     return conn
   }
 
@@ -98,10 +108,23 @@ export class Forwarder {
     }
   }
 
-  /** A connection of the client's own (MULTI, SELECT, blocking commands, pub/sub ...). */
+  /** A connection of the client's own (MULTI, SELECT, blocking commands, pub/sub ...), to the master of `args`' keys. */
   async pin(args: readonly RedisArg[], credentials: ClientCredentials | undefined, protocol: 2 | 3 = 2): Promise<RedisConnection> {
     const address = await this.route(args).catch(() => undefined)
-    return proxyConnection(this.#backend, address, toBackendCredentials(credentials), { reconnect: false, selectDb: true, protocol })
+    const conn = proxyConnection(this.#backend, address, toBackendCredentials(credentials), { reconnect: false, selectDb: true, protocol })
+    if (address !== undefined) this.#pinnedAt.set(conn, `${address.host}:${address.port}`)
+    return conn
+  }
+
+  /**
+   * Cluster: true when `args` has keys whose slot another master than `pinned`'s owns (the command
+   * then goes to that master's shared connection: a pinned connection does not follow MOVED).
+   */
+  async elsewhere(pinned: RedisConnection, args: readonly RedisArg[]): Promise<boolean> {
+    if (this.#backend.mode === 'standalone' || commandKeyIndexes(args).length === 0) return false
+    const at = this.#pinnedAt.get(pinned)
+    const address = await this.route(args).catch(() => undefined)
+    return at !== undefined && address !== undefined && `${address.host}:${address.port}` !== at
   }
 
   /**

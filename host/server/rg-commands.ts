@@ -12,6 +12,7 @@ import type { ExecuteReply } from '../gears/session.js'
 import type { SessionInfo, SessionOptions } from '../gears/sessions.js'
 import type { WireValue } from '../runtime/wire.js'
 import type { ShardInfo } from '../redis/types.js'
+import type { CommandPathRegistry } from './command-path.js'
 import { NestedReplyError, type RedisReply } from '../resp/types.js'
 
 /** What the server needs of a Gearbox (Gearbox.serve passes it). */
@@ -43,6 +44,8 @@ export interface ServerGears {
   }
   /** RG.PYDUMPSESSIONS (Gearbox.sessions). */
   readonly sessions: { list(): SessionInfo[] }
+  /** The registrations the command path acts on (hooks, `commands=`, sync); absent: no command path. */
+  readonly commandPath?: CommandPathRegistry
 }
 
 /** An RG.* command's answer: a value to encode (a top-level NestedReplyError is an error reply). */

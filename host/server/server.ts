@@ -9,6 +9,7 @@ import { InvalidArgumentError } from '../errors.js'
 import type { RedisBackend } from '../redis/types.js'
 import { DEFAULT_MAX_ARRAY_LENGTH, DEFAULT_MAX_BULK_LENGTH, DEFAULT_MAX_INLINE_LENGTH } from '../resp/reader.js'
 import { ClientSession } from './client.js'
+import { CommandPath } from './command-path.js'
 import { Forwarder } from './forward.js'
 import type { ServerGears } from './rg-commands.js'
 
@@ -64,6 +65,8 @@ export interface ServerContext {
   readonly limits: ServerLimits
   readonly gears: ServerGears
   readonly forwarder: Forwarder
+  /** Hooks, linked commands and sync registrations; absent when the gears have none to offer. */
+  readonly commandPath: CommandPath | undefined
   redisVersion(): Promise<string>
   forget(client: ClientSession): void
   log(line: string): void
@@ -88,6 +91,7 @@ export async function startServer(gears: ServerGears, backend: RedisBackend, opt
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError(`port must be 0..65535 (got ${String(options.port)})`)
   const drainMs = options.drainMs ?? 10_000
   const forwarder = new Forwarder(backend)
+  const commandPath = gears.commandPath === undefined ? undefined : new CommandPath(gears.commandPath, backend)
   const clients = new Set<ClientSession>()
   let nextId = 1
   let version: Promise<string> | undefined
@@ -95,6 +99,7 @@ export async function startServer(gears: ServerGears, backend: RedisBackend, opt
     limits,
     gears,
     forwarder,
+    commandPath,
     redisVersion: () =>
       (version ??= backend.call(['INFO', 'server'], { internal: true }).then(
         (reply) => /redis_version:([^\r\n]+)/.exec(reply instanceof Uint8Array ? new TextDecoder().decode(reply) : String(reply))?.[1] ?? 'unknown',
@@ -117,6 +122,13 @@ export async function startServer(gears: ServerGears, backend: RedisBackend, opt
       resolve()
     })
   })
+  // Hooks, commands= and sync registrations act from now on (the keyspace feed starts if they need it).
+  try {
+    await commandPath?.attach()
+  } catch (error) {
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+    throw error
+  }
   const bound = server.address() as AddressInfo
   let closing: Promise<void> | undefined
   return {
@@ -134,6 +146,7 @@ export async function startServer(gears: ServerGears, backend: RedisBackend, opt
           await new Promise((resolve) => setTimeout(resolve, 20))
         }
         for (const client of [...clients]) client.end()
+        await commandPath?.detach()
         await stopped
         await forwarder.close()
       })()

@@ -133,4 +133,32 @@ test("BLPOP is pinned to its key's master and blocks only its client", async () 
   assert.equal(await popped, ['srv:queue', 'job'])
 })
 
+test('a pinned client reaches every master: commands outside a transaction go to their key\'s master', async () => {
+  const c = client()
+  const other = client()
+  const keys = shards.map((s) => `{${hashtagForSlot(s.slots[0]![0])}}pinned`)
+  // BLPOP pins c's connection to the first key's master.
+  const popped = c.blpop(keys[0]!, 10)
+  await other.rpush(keys[0]!, 'job')
+  assert.equal(await popped, [keys[0], 'job'])
+  for (const key of keys) assert.is(await c.set(key, key), 'OK')
+  for (const key of keys) assert.is(await c.get(key), key)
+})
+
+test('MULTI in a cluster: the transaction runs on the master of its keys, an empty one answers []', async () => {
+  const c = client()
+  for (const s of shards) {
+    const tag = `{${hashtagForSlot(s.slots[0]![0])}}`
+    const res = await c.multi().set(`${tag}tx:a`, '1').incr(`${tag}tx:b`).get(`${tag}tx:a`).exec()
+    assert.equal(res, [[null, 'OK'], [null, 1], [null, '1']])
+    await c.del(`${tag}tx:a`, `${tag}tx:b`)
+  }
+  assert.equal(await c.multi().exec(), [])
+  // WATCH then a change by another client: EXEC answers the null array.
+  const tag = `{${hashtagForSlot(shards[shards.length - 1]!.slots[0]![0])}}`
+  await c.watch(`${tag}w`)
+  await client().set(`${tag}w`, 'changed')
+  assert.is(await c.multi().set(`${tag}w`, 'mine').exec(), null)
+})
+
 test.run()
