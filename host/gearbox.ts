@@ -85,6 +85,12 @@ export interface GearboxOptions {
    * its `numDropped` (keyspace events are at most once). Default 10,000 (REGISTRATION_QUEUE_SIZE).
    */
   readonly registrationQueueSize?: number
+  /**
+   * Registration executions start from the interpreter their session's top level left, saved per
+   * worker (default true). false: every execution evaluates the script again with its top level
+   * replayed (slower; kept to measure against).
+   */
+  readonly savedRealms?: boolean
 }
 
 /** Guest languages; only `js` is supported so far. */
@@ -240,7 +246,10 @@ export class Gearbox {
       event: (shard, local, key, event) => registrations?.keyEvent(shard, local, key, event),
       gap: (shardId) => registrations?.subscriberGap(shardId),
     })
-    registrations = new RegistrationRegistry({ pool, backend, logger, config, atomicRetries, batchSize, queueSize }, feed)
+    registrations = new RegistrationRegistry(
+      { pool, backend, logger, config, atomicRetries, batchSize, queueSize, ...(options.savedRealms === false ? { savedRealms: false } : {}) },
+      feed,
+    )
     return new Gearbox(
       { pool, backend, logger, config, atomicRetries, executions, batchSize, serverSideReads, registrations },
       pool,

@@ -518,12 +518,25 @@
     return '{"kind":"stage"}'
   })
 
+  // Ends a session's top level before the host saves the interpreter for its registrations'
+  // executions: waits for the runCoroutine work it started and reports the end (the host answers
+  // the top level's calls from its first run's recording until then).
+  G.defineEntry('__gearbox_gears_toplevel', async function __gearbox_gears_toplevel() {
+    await G.drain()
+    hostCall('toplevel.done', '[]')
+    return '{"kind":"toplevel"}'
+  })
+
   // The entry of one registration execution (the host evaluated the script again, replaying the top
   // level): `kind` 'event' runs registration `index`'s steps over the event's records, 'registered'
   // calls its onRegistered function.
-  G.defineEntry('__gearbox_gears_registration', async function __gearbox_gears_registration(index, kind) {
-    await G.drain()
-    hostCall('toplevel.done', '[]')
+  // `boundary` false: the interpreter was restored from the state saved after the top level (see
+  // __gearbox_gears_toplevel), which already waited for the top level's work and reported its end.
+  G.defineEntry('__gearbox_gears_registration', async function __gearbox_gears_registration(index, kind, boundary) {
+    if (boundary !== false) {
+      await G.drain()
+      hostCall('toplevel.done', '[]')
+    }
     const info = hostCall('gears.event', encodeWire({ registration: index, kind }))
     if (kind === 'registered') {
       const fn = held[info.onRegistered]

@@ -21,10 +21,10 @@ import { createHostHandler } from '../runtime/handler.js'
 import type { GearsLogger } from '../runtime/logger.js'
 import { topLevelRecordingLimitMessage, type TopLevelRecording } from '../runtime/replay.js'
 import { replyValue, type WireValue } from '../runtime/wire.js'
-import type { Limits } from '../sandbox/types.js'
-import { DEFAULT_BATCH_SIZE, emitChars, FlowRequests, heldCost, parseEmit, withOps } from './batch-run.js'
+import type { HostHandler, Limits } from '../sandbox/types.js'
+import { DEFAULT_BATCH_SIZE, emitChars, FlowRequests, heldCost, parseEmit, withOps, type RegistrationIdSource } from './batch-run.js'
 import { prefixMatches, samePlanOf, type CompiledRegistration } from './flow.js'
-import { registrationJob } from './jobs.js'
+import { registrationJob, SavedRealmJobs, sourceHash } from './jobs.js'
 import { readCommand, recordType } from './readers.js'
 import type { ExecutionStarter } from './session.js'
 
@@ -75,6 +75,8 @@ export interface RegistrationHost {
   readonly batchSize?: number
   /** Events one registration holds at most. Default {@link REGISTRATION_QUEUE_SIZE}. */
   readonly queueSize?: number
+  /** false: executions evaluate the script again under replay instead of restoring its saved realm. Default true. */
+  readonly savedRealms?: boolean
 }
 
 /** A session: one script that registered, what its first run recorded, and the limits its executions get. */
@@ -177,6 +179,17 @@ function inactiveReasonOf(c: CompiledRegistration): string | null {
   return null
 }
 
+/** The registration ids a re-evaluated top level's register() calls get: its first run's, for the same flows. */
+function sameFlowAs(session: RegisteringSession): RegistrationIdSource {
+  return (index, compiled) => {
+    const first = session.registrations[index]
+    if (first === undefined || !samePlanOf(first.compiled, compiled)) {
+      throw new RegistrationError('the script registered a different flow when evaluated again: its top level must build the same flows every time')
+    }
+    return first.id
+  }
+}
+
 /** The text a failed execution leaves in lastError / errors: a coded host error keeps its code. */
 function failureText(error: unknown): string {
   if (error instanceof GearboxError) return `${error.code}: ${error.message}`
@@ -227,6 +240,7 @@ export class RegistrationRegistry {
   readonly #registrations = new Map<string, Registration>()
   readonly #feed: KeyEventFeed | undefined
   #feedStarted: Promise<void> | undefined
+  readonly #savedJobs = new WeakMap<RegisteringSession, SavedRealmJobs>()
   #counter = 0
   #sessions = 0
   #closed = false
@@ -393,7 +407,34 @@ export class RegistrationRegistry {
     return { key, event, type, value }
   }
 
-  /** One execution of registration `r`: the script re-evaluated under replay, then its entry. */
+  /**
+   * The jobs of `session`'s executions, which start from the interpreter its top level left: a
+   * worker builds that state once (the top level's host calls answered from the recording, so
+   * nothing repeats) and restores it for every execution (jobs.ts SavedRealmJobs).
+   */
+  #jobsOf(session: RegisteringSession): SavedRealmJobs {
+    let jobs = this.#savedJobs.get(session)
+    if (jobs !== undefined) return jobs
+    const host = this.#host
+    // Replayed calls touch neither Redis nor timers, so the setup handler holds nothing to dispose.
+    const setupHost = (): HostHandler =>
+      withOps(
+        createHostHandler({
+          backend: host.backend,
+          logger: host.logger,
+          config: host.config,
+          atomicRetries: host.atomicRetries,
+          maxReplyBytes: session.limits.maxReplyBytes,
+          topLevel: { mode: 'replay', recording: session.recording },
+        }),
+        new FlowRequests(sameFlowAs(session)).ops(),
+      )
+    jobs = new SavedRealmJobs(session.source, session.limits, `${session.id}:${sourceHash(session.source)}`, setupHost)
+    this.#savedJobs.set(session, jobs)
+    return jobs
+  }
+
+  /** One execution of registration `r`: its session's saved realm restored (or built), then its entry. */
   async #execute(r: Registration, kind: 'event' | 'registered', records: WireValue[], shard: ShardInfo | undefined): Promise<Outcome> {
     const host = this.#host
     const session = r.session
@@ -403,13 +444,7 @@ export class RegistrationRegistry {
     const results: WireValue[] = []
     const errors: string[] = []
     let resultBytes = 0
-    const requests = new FlowRequests((index, compiled) => {
-      const first = session.registrations[index]
-      if (first === undefined || !samePlanOf(first.compiled, compiled)) {
-        throw new RegistrationError('the script registered a different flow when evaluated again: its top level must build the same flows every time')
-      }
-      return first.id
-    })
+    const requests = new FlowRequests(sameFlowAs(session))
     const inner = createHostHandler({
       backend: host.backend,
       logger: host.logger,
@@ -417,7 +452,7 @@ export class RegistrationRegistry {
       atomicRetries: host.atomicRetries,
       maxReplyBytes: limits.maxReplyBytes,
       ...(shard === undefined ? {} : { shard }),
-      topLevel: { mode: 'replay', recording: session.recording },
+      ...(host.savedRealms === false ? { topLevel: { mode: 'replay' as const, recording: session.recording } } : {}),
     })
     const handler = withOps(inner, {
       ...requests.ops(),
@@ -446,7 +481,11 @@ export class RegistrationRegistry {
       },
     })
     try {
-      await host.pool.start(registrationJob(session.source, limits, r.index, kind), handler).result
+      const job =
+        host.savedRealms === false
+          ? registrationJob(session.source, limits, r.index, kind)
+          : this.#jobsOf(session).job(r.index, kind)
+      await host.pool.start(job, handler).result
     } catch (error) {
       errors.push(failureText(error))
       if (error instanceof GearboxError && error instanceof AbortedError) r.numAborted++

@@ -68,6 +68,10 @@ export interface EngineCounters {
   readonly realmBuilds: number
   /** Runs that ended by restoring their realm's snapshot (the realm then serves the next run). */
   readonly snapshotRestores: number
+  /** Interpreter states saved under a key ({@link GuestEngine.save}: a session's realm after its top level). */
+  readonly realmSaves: number
+  /** Runs that started from a saved state instead of evaluating its scripts again. */
+  readonly savedRealmStarts: number
 }
 
 /** A realm handed to one run: a fresh interpreter with its prelude evaluated. */
@@ -106,8 +110,25 @@ export interface GuestEngine {
   fits(memoryBytes: number, scripts: readonly GuestScript[], preload: number): boolean
   /** Makes a realm ready with `preload` evaluated in it (and snapshotted, where the engine can). */
   prepare(memoryBytes: number, preload: readonly GuestScript[]): Promise<void>
-  /** Hands over the prepared realm (call {@link fits} or {@link prepare} first). */
-  take(): GuestRealm
+  /**
+   * Whether the prepared realm has a state saved under `key` ({@link save}) and can take a job
+   * with this memory budget: the job then starts from that state.
+   */
+  hasSaved(memoryBytes: number, key: string): boolean
+  /**
+   * Hands over the prepared realm (call {@link fits} or {@link prepare} first); with `key` (call
+   * {@link hasSaved} first), in the state saved under it, its `preloaded` counting the scripts
+   * that state includes.
+   */
+  take(key?: string): GuestRealm
+  /**
+   * Saves `realm`'s interpreter as it is now under `key`, as the state of its first `scripts`
+   * scripts: later jobs with that key start from it instead of evaluating them ({@link take}),
+   * and this run's realm returns to it when released. Call it between calls into the guest, with
+   * no promise of the run pending. False when the engine cannot (the run goes on unsaved).
+   * Engines bound what they keep (least recently used states go first).
+   */
+  save(realm: GuestRealm, key: string, scripts: number): boolean
   /** After a run: restore the realm's snapshot (it serves the next run) or retire it. */
   release(realm: GuestRealm): void
   /** Disposes retired realms (off the critical path). */

@@ -10,8 +10,8 @@ import type { PlatformWorker, SandboxPlatform } from './platform.js'
 import { errorFromWire, type FromWorkerMessage, type WireScript } from './protocol.js'
 import { newReplyBuffer, ReplyWriter, type GrowableSharedArrayBuffer } from './reply-channel.js'
 import { newRequestBuffer, RequestReader, requestChannelSupported } from './request-channel.js'
-import { clockWords, nowMs, PREPARED, readInterpreterMs, REALM_BUILDS, SNAPSHOT_RESTORES, STATE_BYTES, stateWords, STOP } from './shared-state.js'
-import type { GuestScript } from './types.js'
+import { clockWords, nowMs, PREPARED, readInterpreterMs, REALM_BUILDS, REALM_SAVES, SAVED_REALM_STARTS, SNAPSHOT_RESTORES, STATE_BYTES, stateWords, STOP } from './shared-state.js'
+import type { GuestScript, HostHandler } from './types.js'
 import { exceedsUtf8Bytes } from './utf8.js'
 
 /**
@@ -72,6 +72,8 @@ export class PoolWorker {
   /** {@link PoolWorker.takeRequests} is on the stack. */
   private taking = false
   private current: SandboxRun | undefined
+  /** Answers the current run's host calls while it builds its saved realm (SandboxJob.realm.setupHost). */
+  private setupHost: HostHandler | undefined
   /** A sync host call is being answered (the worker is blocked on the reply channel). */
   private syncPending = false
   private watchdog: Timer | undefined
@@ -125,7 +127,12 @@ export class PoolWorker {
 
   /** The engine counters the worker last published (see worker-loop.ts). */
   counters(): EngineCounters {
-    return { realmBuilds: Atomics.load(this.words, REALM_BUILDS), snapshotRestores: Atomics.load(this.words, SNAPSHOT_RESTORES) }
+    return {
+      realmBuilds: Atomics.load(this.words, REALM_BUILDS),
+      snapshotRestores: Atomics.load(this.words, SNAPSHOT_RESTORES),
+      realmSaves: Atomics.load(this.words, REALM_SAVES),
+      savedRealmStarts: Atomics.load(this.words, SAVED_REALM_STARTS),
+    }
   }
 
   /** Whether the worker holds a fresh interpreter (its next job skips the ~0.1 ms setup). */
@@ -150,11 +157,18 @@ export class PoolWorker {
     }
     const scripts = this.wireScripts(job.scripts)
     const preload = job.preload ?? 0
-    worker.postMessage(
-      replyData === undefined
-        ? { t: 'run', id: execution.id, scripts, entry: job.entry, limits, preload }
-        : { t: 'run', id: execution.id, scripts, entry: job.entry, limits, preload, replyData },
-    )
+    this.setupHost = undefined
+    const realm = job.realm === undefined ? undefined : { key: job.realm.key, scripts: job.realm.scripts, entry: job.realm.entry }
+    worker.postMessage({
+      t: 'run',
+      id: execution.id,
+      scripts,
+      entry: job.entry,
+      limits,
+      preload,
+      ...(replyData === undefined ? {} : { replyData }),
+      ...(realm === undefined ? {} : { realm }),
+    })
     execution.startedAtMs = nowMs()
     this.listen()
     this.armWatchdog(execution, Math.min(limits.wallMs, limits.cpuMs + CPU_GRACE_MS))
@@ -224,6 +238,12 @@ export class PoolWorker {
       case 'done':
         this.onDone(message)
         break
+      case 'setup': {
+        const execution = this.current
+        if (execution === undefined || execution.id !== message.id) break
+        this.setupHost = message.on ? execution.job.realm?.setupHost() : undefined
+        break
+      }
     }
   }
 
@@ -234,6 +254,7 @@ export class PoolWorker {
     if (this.killTimer !== undefined) clearTimeout(this.killTimer)
     this.killTimer = undefined
     this.current = undefined
+    this.setupHost = undefined
     this.syncPending = false
     const { outcome } = message
     if (outcome.ok) execution.resolve(outcome.value)
@@ -253,7 +274,7 @@ export class PoolWorker {
     this.syncPending = true
     let answer: Promise<string> | string
     try {
-      answer = execution.host.call(op, payload, 'sync')
+      answer = (this.setupHost ?? execution.host).call(op, payload, 'sync')
     } catch (error) {
       this.stop(execution, hostFailure(error))
       return
@@ -342,7 +363,7 @@ export class PoolWorker {
     if (execution === undefined || execution.settled || execution.id !== id) return
     let answer: Promise<string> | string
     try {
-      answer = execution.host.call(op, payload, 'async')
+      answer = (this.setupHost ?? execution.host).call(op, payload, 'async')
     } catch (error) {
       this.stop(execution, hostFailure(error))
       return

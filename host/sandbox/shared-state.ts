@@ -33,6 +33,10 @@ export const POSTED = 8
 export const REALM_BUILDS = 9
 /** Runs whose realm was restored from its snapshot afterwards (the pool's stats sum them). */
 export const SNAPSHOT_RESTORES = 10
+/** States the worker's engine saved under a key (a session's realm after its top level). */
+export const REALM_SAVES = 11
+/** Runs that started from a saved state (the pool's stats sum them). */
+export const SAVED_REALM_STARTS = 12
 
 export const REPLY_OK = 0
 /** The execution ended on the main side; the worker must unwind instead of reading a reply. */

@@ -12,9 +12,9 @@ import type { WorkerPort } from './platform.js'
 import type { ToWorkerMessage } from './protocol.js'
 import { ReplyReader } from './reply-channel.js'
 import { RequestWriter } from './request-channel.js'
-import { InterpreterClock, PREPARED, REALM_BUILDS, SNAPSHOT_RESTORES, stateWords } from './shared-state.js'
+import { InterpreterClock, PREPARED, REALM_BUILDS, REALM_SAVES, SAVED_REALM_STARTS, SNAPSHOT_RESTORES, stateWords } from './shared-state.js'
 import type { GuestScript } from './types.js'
-import { WorkerRun, type WorkerRunEnv } from './worker-run.js'
+import { WorkerRun, type RunSetup, type WorkerRunEnv } from './worker-run.js'
 
 type RunMessage = Extract<ToWorkerMessage, { t: 'run' }>
 
@@ -91,6 +91,11 @@ class SandboxWorker {
     const scripts = this.resolveScripts(message)
     this.memoryBytes = message.limits.memoryBytes
     this.preload = scripts.slice(0, message.preload)
+    const saved = message.realm?.key
+    if (saved !== undefined && this.engine.hasSaved(this.memoryBytes, saved)) {
+      this.start(message, scripts, env, saved)
+      return
+    }
     if (this.engine.fits(this.memoryBytes, scripts, message.preload)) {
       this.start(message, scripts, env)
       return
@@ -106,11 +111,25 @@ class SandboxWorker {
       )
   }
 
-  private start(message: RunMessage, scripts: readonly GuestScript[], env: WorkerRunEnv): void {
-    const realm = this.engine.take()
-    const run = new WorkerRun(message.id, scripts.slice(realm.preloaded), message.entry, message.limits, realm, env, (done) =>
-      this.afterRun(done),
-    )
+  /** Starts a job in the prepared realm, or with `saved`, in the state saved under that key. */
+  private start(message: RunMessage, scripts: readonly GuestScript[], env: WorkerRunEnv, saved?: string): void {
+    const realm = this.engine.take(saved)
+    const spec = message.realm
+    let setup: RunSetup | undefined
+    let rest = scripts.slice(realm.preloaded)
+    if (spec !== undefined && saved === undefined) {
+      // Build the saved realm first: its scripts, its entry, then engine.save.
+      setup = {
+        scripts: scripts.slice(Math.min(realm.preloaded, spec.scripts), spec.scripts),
+        entry: spec.entry,
+        save: () => {
+          this.engine.save(realm, spec.key, spec.scripts)
+          this.publishCounters()
+        },
+      }
+      rest = scripts.slice(Math.max(realm.preloaded, spec.scripts))
+    }
+    const run = new WorkerRun(message.id, rest, message.entry, message.limits, realm, env, (done) => this.afterRun(done), setup)
     this.current = run
     run.start()
   }
@@ -129,6 +148,8 @@ class SandboxWorker {
     const counters = this.engine.counters()
     Atomics.store(env.words, REALM_BUILDS, counters.realmBuilds)
     Atomics.store(env.words, SNAPSHOT_RESTORES, counters.snapshotRestores)
+    Atomics.store(env.words, REALM_SAVES, counters.realmSaves)
+    Atomics.store(env.words, SAVED_REALM_STARTS, counters.savedRealmStarts)
   }
 
   /**

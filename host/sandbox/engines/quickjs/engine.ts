@@ -250,7 +250,80 @@ interface RealmState {
   readonly lazyHandles?: string
   /** The runtime's host-function registry as it was at the snapshot (JS-side state). */
   readonly hostRefs?: HostRefsState
+  /** States saved under keys (GuestEngine.save), shared by the copies of this state. */
+  readonly saved: SavedStates
 }
+
+/** One state saved under a key: the memory and host-function registry after its scripts. */
+interface SavedState {
+  readonly snapshot: MemorySnapshot
+  readonly hostRefs: HostRefsState
+  /** Scripts the state includes (the run skips them). */
+  readonly scripts: number
+}
+
+/**
+ * What one realm keeps besides its post-prelude snapshot: states saved under keys (least recently
+ * used first), bounded by {@link SAVED_STATES_MAX_BYTES} and {@link SAVED_STATES_MAX_COUNT}, and
+ * which state its memory holds between runs. They live and die with the realm: its runtime and
+ * context are the same objects, at the same addresses, in every one of them.
+ */
+class SavedStates {
+  private readonly states = new Map<string, SavedState>()
+  private bytes = 0
+  /** The saved state the memory holds now (between runs), or undefined: the post-prelude snapshot. */
+  at: string | undefined
+
+  get(key: string): SavedState | undefined {
+    const state = this.states.get(key)
+    if (state !== undefined) {
+      this.states.delete(key)
+      this.states.set(key, state)
+    }
+    return state
+  }
+
+  has(key: string): boolean {
+    return this.states.has(key)
+  }
+
+  set(key: string, state: SavedState): void {
+    this.delete(key)
+    this.states.set(key, state)
+    this.bytes += state.snapshot.bytes
+    for (const [oldest, old] of this.states) {
+      if (this.states.size <= 1 || (this.bytes <= SAVED_STATES_MAX_BYTES && this.states.size <= SAVED_STATES_MAX_COUNT)) break
+      this.states.delete(oldest)
+      this.bytes -= old.snapshot.bytes
+      if (this.at === oldest) this.at = SAVED_STATE_EVICTED
+    }
+  }
+
+  private delete(key: string): void {
+    const old = this.states.get(key)
+    if (old === undefined) return
+    this.states.delete(key)
+    this.bytes -= old.snapshot.bytes
+  }
+
+  get size(): number {
+    return this.states.size
+  }
+
+  get savedBytes(): number {
+    return this.bytes
+  }
+}
+
+/**
+ * Memory one realm's saved states may take (each is a copy of the interpreter's stateful memory,
+ * ~0.7 MiB plus what the session's top level allocated).
+ */
+export const SAVED_STATES_MAX_BYTES = 64 * 1024 * 1024
+/** Saved states one realm keeps at most. */
+export const SAVED_STATES_MAX_COUNT = 64
+/** `SavedStates.at` when the state the memory holds was evicted: restore before any use. */
+const SAVED_STATE_EVICTED = '\u0000evicted'
 
 function sameScripts(a: readonly GuestScript[], b: readonly GuestScript[], count: number): boolean {
   for (let i = 0; i < count; i++) {
@@ -266,10 +339,22 @@ class QuickJSRealm implements GuestRealm {
   private readonly deferreds = new Map<number, QuickJSDeferredPromise>()
   private entryPromise: QuickJSHandle | undefined
 
-  constructor(readonly state: RealmState) {}
+  constructor(
+    readonly state: RealmState,
+    /** The saved state it started from or was saved as: release() returns to it. */
+    public key: string | undefined,
+    readonly preloaded: number,
+  ) {}
 
-  get preloaded(): number {
-    return this.state.preloaded.length
+  /** Whether the run holds no promise of the host's (a saved state must not wait for a reply). */
+  get idle(): boolean {
+    return this.deferreds.size === 0
+  }
+
+  /** Drops the entry's result (the setup entry's, before a save). */
+  dropEntryResult(): void {
+    if (this.entryPromise?.alive) this.entryPromise.dispose()
+    this.entryPromise = undefined
   }
 
   beginRun(limits: Limits): void {
@@ -425,6 +510,8 @@ export class QuickJSEngine implements GuestEngine {
   private active: QuickJSRealm | undefined
   private realmBuilds = 0
   private snapshotRestores = 0
+  private realmSaves = 0
+  private savedRealmStarts = 0
 
   constructor(
     private readonly wasmModule: WebAssembly.Module,
@@ -432,7 +519,12 @@ export class QuickJSEngine implements GuestEngine {
   ) {}
 
   counters(): EngineCounters {
-    return { realmBuilds: this.realmBuilds, snapshotRestores: this.snapshotRestores }
+    return {
+      realmBuilds: this.realmBuilds,
+      snapshotRestores: this.snapshotRestores,
+      realmSaves: this.realmSaves,
+      savedRealmStarts: this.savedRealmStarts,
+    }
   }
 
   /**
@@ -478,16 +570,58 @@ export class QuickJSEngine implements GuestEngine {
    * Hands over the prepared realm. Retired realms are disposed first: they share the module's
    * capped memory with the new run.
    */
-  take(): GuestRealm {
+  hasSaved(memoryBytes: number, key: string): boolean {
+    const realm = this.prepared
+    return realm !== undefined && realm.module.capPages === memoryCapPages(memoryBytes) && realm.saved.has(key)
+  }
+
+  take(key?: string): GuestRealm {
     this.disposeRetired()
     const state = this.prepared
     if (state === undefined) throw new Error('no prepared QuickJS realm')
+    let preloaded = state.preloaded.length
+    if (key !== undefined) {
+      const saved = state.saved.get(key)
+      if (saved === undefined) throw new Error(`no saved QuickJS realm '${key}'`)
+      if (state.saved.at !== key) {
+        saved.snapshot.restore(state.module.memory)
+        saved.hostRefs.restore()
+        state.saved.at = key
+      }
+      preloaded = saved.scripts
+      this.savedRealmStarts++
+    } else if (state.saved.at !== undefined && state.snapshot !== undefined) {
+      state.snapshot.restore(state.module.memory)
+      state.hostRefs?.restore()
+      state.saved.at = undefined
+    }
     this.prepared = undefined
     state.module.capHit = false
     const seed = `typeof __gearbox_seed_random === 'function' && __gearbox_seed_random(${randomInt32()}, ${randomInt32()})`
     state.ctx.evalCode(seed, 'gearbox-seed.js', GLOBAL_EVAL).dispose()
-    this.active = new QuickJSRealm(state)
+    this.active = new QuickJSRealm(state, key, preloaded)
     return this.active
+  }
+
+  /**
+   * Saves the realm's memory as the state of `key`. Refused (false) without a post-prelude
+   * snapshot, while a host promise is pending, or when the context cached a handle since the
+   * snapshot (it would point into reverted memory).
+   */
+  save(saving: GuestRealm, key: string, scripts: number): boolean {
+    if (!(saving instanceof QuickJSRealm)) throw new Error('QuickJSEngine.save: not a QuickJS realm')
+    saving.dropEntryResult()
+    const realm = saving.state
+    const heapStart = realm.module.heapStart
+    if (realm.snapshot === undefined || heapStart === undefined || !saving.idle || realm.module.worn) return false
+    if (lazyHandlesPresent(realm.ctx) !== realm.lazyHandles) return false
+    const hostRefs = HostRefsState.save(realm.rt)
+    const snapshot = MemorySnapshot.take(realm.module.memory, heapStart)
+    if (hostRefs === undefined || snapshot === undefined) return false
+    realm.saved.set(key, { snapshot, hostRefs, scripts })
+    saving.key = key
+    this.realmSaves++
+    return true
   }
 
   /**
@@ -509,8 +643,18 @@ export class QuickJSEngine implements GuestEngine {
       this.module === realm.module &&
       lazyHandlesPresent(realm.ctx) === realm.lazyHandles
     ) {
-      snapshot.restore(realm.module.memory)
-      realm.hostRefs?.restore()
+      // Back to the state the run started from (a session's saved realm, else the prelude's):
+      // the next job of the same session finds it ready.
+      const saved = released.key === undefined ? undefined : realm.saved.get(released.key)
+      if (saved !== undefined && released.key !== undefined) {
+        saved.snapshot.restore(realm.module.memory)
+        saved.hostRefs.restore()
+        realm.saved.at = released.key
+      } else {
+        snapshot.restore(realm.module.memory)
+        realm.hostRefs?.restore()
+        realm.saved.at = undefined
+      }
       this.snapshotRestores++
       this.prepared = realm
       return
@@ -597,7 +741,7 @@ export class QuickJSEngine implements GuestEngine {
       .consume((fn) => ctx.setProp(ctx.global, '__gearbox_host_start', fn))
     ctx.unwrapResult(ctx.evalCode(REALM_SETUP, 'gearbox-realm.js', GLOBAL_EVAL)).dispose()
     const describer = ctx.unwrapResult(ctx.evalCode(DESCRIBE_THROWN_SOURCE, 'gearbox-describe.js', GLOBAL_EVAL))
-    return { rt, ctx, module, describer, preloaded: [] }
+    return { rt, ctx, module, describer, preloaded: [], saved: new SavedStates() }
   }
 }
 
