@@ -532,12 +532,13 @@
   // calls its onRegistered function.
   // `boundary` false: the interpreter was restored from the state saved after the top level (see
   // __gearbox_gears_toplevel), which already waited for the top level's work and reported its end.
-  G.defineEntry('__gearbox_gears_registration', async function __gearbox_gears_registration(index, kind, boundary) {
+  // `event`: what gears.event would answer, as its reply text, when the host sent it along.
+  G.defineEntry('__gearbox_gears_registration', async function __gearbox_gears_registration(index, kind, boundary, event) {
     if (boundary !== false) {
       await G.drain()
       hostCall('toplevel.done', '[]')
     }
-    const info = hostCall('gears.event', encodeWire({ registration: index, kind }))
+    const info = typeof event === 'string' ? G.decodeReply(event) : hostCall('gears.event', encodeWire({ registration: index, kind }))
     if (kind === 'registered') {
       const fn = held[info.onRegistered]
       if (typeof fn !== 'function') throw new GearsError('gears: the registration has no onRegistered function')
@@ -552,8 +553,8 @@
         return info.records
       },
     }
-    await runPlan({ ...info, reader: null }, source)
-    return '{"kind":"event"}'
+    const final = await runPlan({ ...info, reader: null }, source)
+    return typeof final === 'string' ? final : '{"kind":"event"}'
   })
 
   ObjectDefineProperty(globalThis, 'GearsBuilder', { value: GearsBuilder, writable: true, configurable: true })

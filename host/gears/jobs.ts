@@ -75,22 +75,25 @@ export class SavedRealmJobs {
     this.#realm = { key, scripts: this.#scripts.length, entry: { entry: '__gearbox_gears_toplevel', args: [] }, setupHost }
   }
 
-  /** The job of one execution of the session's `index`-th registration (the same object every time). */
-  job(index: number, kind: 'event' | 'registered'): ExecutionJob {
+  /**
+   * The job of one execution of the session's `index`-th registration. `event` is what the
+   * guest's gears.event call would answer (the reply text), handed over as the entry's argument.
+   */
+  job(index: number, kind: 'event' | 'registered', event: string, limits: Limits = this.limits): ExecutionJob {
     const name = `${kind}:${index}`
-    let job = this.#jobs.get(name)
-    if (job === undefined) {
-      job = {
+    let base = this.#jobs.get(name)
+    if (base === undefined) {
+      base = {
         engine: 'quickjs',
         scripts: this.#scripts,
         preload: GUEST_JS.length,
-        entry: { entry: '__gearbox_gears_registration', args: [Math.trunc(index), kind, false] },
+        entry: { entry: '__gearbox_gears_registration', args: [] },
         limits: this.limits,
         realm: this.#realm,
       }
-      this.#jobs.set(name, job)
+      this.#jobs.set(name, base)
     }
-    return job
+    return { ...base, entry: { entry: '__gearbox_gears_registration', args: [Math.trunc(index), kind, false, event] }, limits }
   }
 }
 

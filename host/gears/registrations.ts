@@ -24,6 +24,7 @@ import { replyValue, type WireValue } from '../runtime/wire.js'
 import type { HostHandler, Limits } from '../sandbox/types.js'
 import { DEFAULT_BATCH_SIZE, emitChars, FlowRequests, heldCost, parseEmit, withOps, type RegistrationIdSource } from './batch-run.js'
 import { prefixMatches, samePlanOf, type CompiledRegistration } from './flow.js'
+import { KeyLanes, type QueuedEvent, type RecordRead } from './key-lanes.js'
 import { registrationJob, SavedRealmJobs, sourceHash } from './jobs.js'
 import { readCommand, recordType } from './readers.js'
 import type { ExecutionStarter } from './session.js'
@@ -110,10 +111,8 @@ class Registration {
   lastRunMs = 0
   totalRunMs = 0
   lastError: string | null = null
-  /** Events queued or running. */
-  pending = 0
-  /** The tail of each key's chain of events (deleted when it ran out). */
-  readonly keyChains = new Map<string, Promise<void>>()
+  /** KeysReader events queued or running, in per-key order, run in batches (key-lanes.ts). */
+  lanes: KeyLanes | undefined
   active = true
 
   constructor(
@@ -189,6 +188,20 @@ function sameFlowAs(session: RegisteringSession): RegistrationIdSource {
     return first.id
   }
 }
+
+/** `limits` for one execution of `events` events: each event's CPU, wall and host-call budget. */
+function scaledLimits(limits: Limits, events: number): Limits {
+  if (events <= 1) return limits
+  let byCount = scaledLimitsCache.get(limits)
+  if (byCount === undefined) scaledLimitsCache.set(limits, (byCount = new Map()))
+  let scaled = byCount.get(events)
+  if (scaled === undefined) {
+    scaled = { ...limits, cpuMs: limits.cpuMs * events, wallMs: limits.wallMs * events, maxHostCalls: limits.maxHostCalls * events }
+    byCount.set(events, scaled)
+  }
+  return scaled
+}
+const scaledLimitsCache = new WeakMap<Limits, Map<number, Limits>>()
 
 /** The text a failed execution leaves in lastError / errors: a coded host error keeps its code. */
 function failureText(error: unknown): string {
@@ -278,7 +291,9 @@ export class RegistrationRegistry {
     for (const [index, { id, compiled }] of session.registrations.entries()) {
       const trigger = compiled.command?.trigger ?? null
       if (trigger !== null && this.hasTrigger(trigger)) throw new RegistrationError('trigger already registered')
-      added.push(new Registration(id, index, compiled, session, inactiveReasonOf(compiled)))
+      const r = new Registration(id, index, compiled, session, inactiveReasonOf(compiled))
+      if (compiled.keys !== undefined) r.lanes = this.#lanesOf(r)
+      added.push(r)
     }
     if (added.some((r) => r.inactiveReason === null && r.compiled.keys !== undefined)) await this.#startFeed()
     for (const r of added) this.#registrations.set(r.id, r)
@@ -353,45 +368,44 @@ export class RegistrationRegistry {
   keyEvent(shard: ShardInfo, local: boolean, key: string, event: string): void {
     if (this.#closed) return
     const lowered = event.toLowerCase()
+    const queueSize = this.#host.queueSize ?? REGISTRATION_QUEUE_SIZE
     for (const r of this.#registrations.values()) {
       const k = r.compiled.keys
-      if (k === undefined || !r.active || r.inactiveReason !== null) continue
+      const lanes = r.lanes
+      if (k === undefined || lanes === undefined || !r.active || r.inactiveReason !== null) continue
       if (r.compiled.mode === 'async_local' && !local) continue
       if (!prefixMatches(k.prefix, key)) continue
       if (k.eventTypes !== null && !k.eventTypes.includes(lowered)) continue
-      if (r.pending >= (this.#host.queueSize ?? REGISTRATION_QUEUE_SIZE)) {
+      if (lanes.pending >= queueSize) {
         r.numDropped++
         continue
       }
-      r.pending++
-      // The record is read now (reads leave in arrival order on the shard's internal connection),
-      // so it is as close to the event as pub/sub allows; a write right after may still show.
-      const record = this.#keyRecord(shard, key, event, k.readValue, k.keyTypes).then(
-        (value) => ({ ok: true as const, value }),
-        (error: unknown) => ({ ok: false as const, error }),
-      )
-      // Events of one key run in arrival order: each waits for the key's previous one.
-      const previous = r.keyChains.get(key) ?? Promise.resolve()
-      const next = previous.then(() => this.#keyExecution(r, shard, record))
-      r.keyChains.set(key, next)
-      void next.finally(() => {
-        r.pending--
-        if (r.keyChains.get(key) === next) r.keyChains.delete(key)
-      })
+      // Without readValue and keyTypes the record is the event itself: nothing to read. Else it is
+      // read now (reads leave in arrival order on the shard's internal connection), so it is as
+      // close to the event as pub/sub allows; a write right after may still show.
+      const record: QueuedEvent['record'] =
+        !k.readValue && k.keyTypes === null
+          ? { key, event }
+          : this.#keyRecord(shard, key, event, k.readValue, k.keyTypes).then(
+              (value): RecordRead => ({ ok: true, value }),
+              (error: unknown): RecordRead => ({ ok: false, error }),
+            )
+      lanes.push(key, { shard, record })
     }
   }
 
-  async #keyExecution(r: Registration, shard: ShardInfo, read: Promise<{ ok: true; value: WireValue } | { ok: false; error: unknown }>): Promise<void> {
-    const record = await read
-    if (!r.active || this.#closed) return
-    if (!record.ok) {
-      r.numTriggered++
-      r.numFailures++
-      r.lastError = failureText(record.error)
-      return
-    }
-    if (record.value === null) return // filtered out by keyTypes
-    await this.#execute(r, 'event', [record.value], shard)
+  #lanesOf(r: Registration): KeyLanes {
+    return new KeyLanes({
+      active: () => r.active && !this.#closed,
+      readFailed: (error) => {
+        r.numTriggered++
+        r.numFailures++
+        r.lastError = failureText(error)
+      },
+      run: async (records, shard) => {
+        await this.#execute(r, 'event', records, shard)
+      },
+    })
   }
 
   /** The record RedisGears gives a KeysReader registration: {key, event} or {key, event, type, value}; null when keyTypes filters it out. */
@@ -438,12 +452,39 @@ export class RegistrationRegistry {
   async #execute(r: Registration, kind: 'event' | 'registered', records: WireValue[], shard: ShardInfo | undefined): Promise<Outcome> {
     const host = this.#host
     const session = r.session
-    const limits = session.limits
-    if (kind === 'event') r.numTriggered++
+    // A batch of events (key-lanes.ts) gets each event's CPU, wall and host-call budget.
+    const events = kind === 'event' ? records.length : 1
+    const limits = scaledLimits(session.limits, events)
+    if (kind === 'event') r.numTriggered += events
     const started = performance.now()
     const results: WireValue[] = []
     const errors: string[] = []
     let resultBytes = 0
+    let failedWhole = false
+    // A KeysReader event's results are not kept (only its errors count).
+    const dropRecords = kind === 'event' && r.compiled.keys !== undefined
+    const event = replyValue({
+      steps: r.compiled.steps as unknown as WireValue,
+      displayCount: r.compiled.display.length,
+      profile: false,
+      batchSize: host.batchSize ?? DEFAULT_BATCH_SIZE,
+      emitChars: emitChars(limits),
+      records,
+      onRegistered: r.compiled.onRegistered,
+      keepFinal: true,
+      dropRecords,
+    })
+    const onEmit = (payload: string): void => {
+      const emit = parseEmit(payload)
+      for (const e of emit.errors) errors.push(e)
+      if (dropRecords) return
+      resultBytes += heldCost(payload, emit)
+      if (resultBytes > limits.maxReplyBytes) {
+        errors.push(`the registration's results exceeded limits.maxReplyBytes (${limits.maxReplyBytes} bytes)`)
+        return
+      }
+      for (const rec of emit.records) results.push(rec)
+    }
     const requests = new FlowRequests(sameFlowAs(session))
     const inner = createHostHandler({
       backend: host.backend,
@@ -458,50 +499,41 @@ export class RegistrationRegistry {
       ...requests.ops(),
       'gears.event': () => {
         requests.started = true
-        return replyValue({
-          steps: r.compiled.steps as unknown as WireValue,
-          displayCount: r.compiled.display.length,
-          profile: false,
-          batchSize: host.batchSize ?? DEFAULT_BATCH_SIZE,
-          emitChars: emitChars(limits),
-          records,
-          onRegistered: r.compiled.onRegistered,
-        })
+        return event
       },
       'gears.emit': (payload) => {
-        const emit = parseEmit(payload)
-        for (const e of emit.errors) errors.push(e)
-        resultBytes += heldCost(payload, emit)
-        if (resultBytes > limits.maxReplyBytes) {
-          errors.push(`the registration's results exceeded limits.maxReplyBytes (${limits.maxReplyBytes} bytes)`)
-          return 'vnull'
-        }
-        for (const rec of emit.records) results.push(rec)
+        onEmit(payload)
         return 'vnull'
       },
     })
     try {
+      // The saved-realm job hands the event over as the entry's argument and gets the last
+      // gears.emit payload back as the result: no host call for either. Its top level is behind it.
+      if (host.savedRealms !== false) requests.started = true
       const job =
         host.savedRealms === false
-          ? registrationJob(session.source, limits, r.index, kind)
-          : this.#jobsOf(session).job(r.index, kind)
-      await host.pool.start(job, handler).result
+          ? { ...registrationJob(session.source, limits, r.index, kind), limits }
+          : this.#jobsOf(session).job(r.index, kind, event, limits)
+      const result = await host.pool.start(job, handler).result
+      if (result.startsWith('{"r":')) onEmit(result)
     } catch (error) {
       errors.push(failureText(error))
       if (error instanceof GearboxError && error instanceof AbortedError) r.numAborted++
+      // The execution failed as a whole: every event of its batch failed.
+      failedWhole = true
     } finally {
       await handler.dispose()
     }
     const ms = performance.now() - started
     if (kind === 'event') {
-      r.lastRunMs = ms
+      r.lastRunMs = ms / events
       r.totalRunMs += ms
+      // Each record fails at most once (a failing step skips the later ones): failures are events.
+      const failures = failedWhole ? events : Math.min(events, errors.length)
+      r.numSuccess += events - failures
+      r.numFailures += failures
       const first = errors[0]
-      if (first === undefined) r.numSuccess++
-      else {
-        r.numFailures++
-        r.lastError = first
-      }
+      if (first !== undefined) r.lastError = first
     }
     return { results, errors }
   }
@@ -510,9 +542,9 @@ export class RegistrationRegistry {
   async close(): Promise<void> {
     this.#closed = true
     for (const r of this.#registrations.values()) r.active = false
-    const chains = [...this.#registrations.values()].flatMap((r) => [...r.keyChains.values()])
+    const lanes = [...this.#registrations.values()].flatMap((r) => (r.lanes === undefined ? [] : [r.lanes]))
     this.#registrations.clear()
     await this.#feed?.close()
-    await Promise.allSettled(chains)
+    await Promise.allSettled(lanes.map((l) => l.idle()))
   }
 }

@@ -114,6 +114,7 @@ class SandboxWorker {
   /** Starts a job in the prepared realm, or with `saved`, in the state saved under that key. */
   private start(message: RunMessage, scripts: readonly GuestScript[], env: WorkerRunEnv, saved?: string): void {
     const realm = this.engine.take(saved)
+    if (saved !== undefined) this.publishCounters()
     const spec = message.realm
     let setup: RunSetup | undefined
     let rest = scripts.slice(realm.preloaded)
