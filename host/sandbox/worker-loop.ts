@@ -96,6 +96,18 @@ class SandboxWorker {
       this.start(message, scripts, env, saved)
       return
     }
+    if (message.realm !== undefined) {
+      // A realm to build: on a realm with exactly the job's preload (prepare() keeps one that has
+      // it), so that later jobs, with or without the realm, find that realm prepared.
+      const { memoryBytes, preload } = this
+      this.preparing = this.preparing
+        .then(() => this.engine.prepare(memoryBytes, preload))
+        .then(
+          () => this.start(message, scripts, env),
+          (error: unknown) => this.reportEngineFailure(message.id, error),
+        )
+      return
+    }
     if (this.engine.fits(this.memoryBytes, scripts, message.preload)) {
       this.start(message, scripts, env)
       return

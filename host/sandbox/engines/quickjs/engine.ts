@@ -544,6 +544,10 @@ export class QuickJSEngine implements GuestEngine {
    * itself and reports the error.
    */
   async prepare(memoryBytes: number, preload: readonly GuestScript[]): Promise<void> {
+    // A run holds the realm: it comes back (restored) when the run ends. A spare realm built now
+    // would make that one unrestorable (a restore rewrites the whole module's memory) and lose
+    // the states saved in it.
+    if (this.active !== undefined && this.prepared === undefined) return
     const capPages = memoryCapPages(memoryBytes)
     const prepared = this.prepared
     if (prepared !== undefined) {
