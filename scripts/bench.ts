@@ -11,6 +11,7 @@ import { startRedisServer } from '../host/platform/redis-server.js'
 import { bareQuickJS, luaGets, rawGets, wesselQuickJS } from './bench/anchors.js'
 import { fmt, summarize, timeEach, type BenchRow, type Sample } from './bench/stats.js'
 import { benchBatch } from './bench/batch.js'
+import { benchRegistrations } from './bench/registrations.js'
 
 const quick = process.argv.includes('--quick')
 const N = quick ? 50 : 400
@@ -222,6 +223,7 @@ async function main(): Promise<void> {
     console.log('RSS done')
     const batch = await benchBatch({ quick })
     sections.push(...batch)
+    sections.push(...(await benchRegistrations({ quick })))
     console.log('batch done')
   } finally {
     await server.stop()
