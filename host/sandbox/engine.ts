@@ -72,6 +72,10 @@ export interface EngineCounters {
   readonly realmSaves: number
   /** Runs that started from a saved state instead of evaluating its scripts again. */
   readonly savedRealmStarts: number
+  /** Times a waiting run was set aside ({@link GuestEngine.park}). */
+  readonly parks: number
+  /** Memory the parked runs hold now (bytes). */
+  readonly parkedBytes: number
 }
 
 /** A realm handed to one run: a fresh interpreter with its prelude evaluated. */
@@ -129,6 +133,17 @@ export interface GuestEngine {
    * Engines bound what they keep (least recently used states go first).
    */
   save(realm: GuestRealm, key: string, scripts: number): boolean
+  /**
+   * Sets the active run's realm aside while the run waits for async host replies (DESIGN.md §3
+   * "parked executions"), so that other runs can use the engine; false when it cannot (the run
+   * then keeps the engine while it waits). The realm's state is kept as bytes, accounted in
+   * `parkedBytes`.
+   */
+  park(realm: GuestRealm): boolean
+  /** Makes a parked realm the active one again, as it was; false when its state is lost (the run fails). Only with no run active. */
+  unpark(realm: GuestRealm): boolean
+  /** Forgets a parked realm without touching the engine's memory (its run was stopped). */
+  discardParked(realm: GuestRealm): void
   /** After a run: restore the realm's snapshot (it serves the next run) or retire it. */
   release(realm: GuestRealm): void
   /** Disposes retired realms (off the critical path). */

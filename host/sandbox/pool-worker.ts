@@ -7,10 +7,10 @@ import { CpuLimitError, GearboxError, ReplyLimitError, SandboxError, WallLimitEr
 import type { SandboxRun } from './sandbox-run.js'
 import type { EngineCounters } from './engine.js'
 import type { PlatformWorker, SandboxPlatform } from './platform.js'
-import { errorFromWire, type FromWorkerMessage, type WireScript } from './protocol.js'
+import { errorFromWire, type FromWorkerMessage, type WireOutcome, type WireScript } from './protocol.js'
 import { newReplyBuffer, ReplyWriter, type GrowableSharedArrayBuffer } from './reply-channel.js'
 import { newRequestBuffer, RequestReader, requestChannelSupported } from './request-channel.js'
-import { clockWords, nowMs, PREPARED, readInterpreterMs, REALM_BUILDS, REALM_SAVES, SAVED_REALM_STARTS, SNAPSHOT_RESTORES, STATE_BYTES, stateWords, STOP } from './shared-state.js'
+import { clockWords, nowMs, PREPARED, readInterpreterMs, PARKED_KIB, PARKS, REALM_BUILDS, REALM_SAVES, SAVED_REALM_STARTS, SNAPSHOT_RESTORES, STATE_BYTES, stateWords, STOP } from './shared-state.js'
 import type { GuestScript, HostHandler } from './types.js'
 import { exceedsUtf8Bytes } from './utf8.js'
 
@@ -72,6 +72,10 @@ export class PoolWorker {
   /** {@link PoolWorker.takeRequests} is on the stack. */
   private taking = false
   private current: SandboxRun | undefined
+  /** Every run handed to this worker that it has not reported done: the current one, parked ones, ones waiting there. */
+  private readonly assigned = new Map<number, SandboxRun>()
+  /** Wall-limit timers of parked runs (the watchdog watches the current run only). */
+  private readonly parkTimers = new Map<number, Timer>()
   /** Answers the current run's host calls while it builds its saved realm (SandboxJob.realm.setupHost). */
   private setupHost: HostHandler | undefined
   /** A sync host call is being answered (the worker is blocked on the reply channel). */
@@ -132,6 +136,8 @@ export class PoolWorker {
       snapshotRestores: Atomics.load(this.words, SNAPSHOT_RESTORES),
       realmSaves: Atomics.load(this.words, REALM_SAVES),
       savedRealmStarts: Atomics.load(this.words, SAVED_REALM_STARTS),
+      parks: Atomics.load(this.words, PARKS),
+      parkedBytes: Atomics.load(this.words, PARKED_KIB) * 1024,
     }
   }
 
@@ -146,6 +152,7 @@ export class PoolWorker {
     if (worker === undefined || this.status !== 'idle') throw new Error('PoolWorker.run on a worker that is not idle')
     this.status = 'busy'
     this.current = execution
+    this.assigned.set(execution.id, execution)
     execution.stopRunning = (error) => this.stop(execution, error)
     Atomics.store(this.words, STOP, 0)
     const { job } = execution
@@ -182,7 +189,13 @@ export class PoolWorker {
   stop(execution: SandboxRun, error: GearboxError): void {
     if (execution.settled) return
     execution.reject(error)
-    if (execution !== this.current || this.platformWorker === undefined) return
+    if (execution !== this.current) {
+      // Parked, or waiting in the worker: it ends there without running again.
+      this.clearParkTimer(execution.id)
+      if (this.assigned.has(execution.id)) this.platformWorker?.postMessage({ t: 'stop', id: execution.id })
+      return
+    }
+    if (this.platformWorker === undefined) return
     this.clearWatchdog()
     Atomics.store(this.words, STOP, 1)
     if (this.syncPending) {
@@ -238,6 +251,12 @@ export class PoolWorker {
       case 'done':
         this.onDone(message)
         break
+      case 'parked':
+        this.onParked(message.id)
+        break
+      case 'active':
+        this.onActive(message.id)
+        break
       case 'setup': {
         const execution = this.current
         if (execution === undefined || execution.id !== message.id) break
@@ -247,7 +266,60 @@ export class PoolWorker {
     }
   }
 
+  /** The current run waits for async replies, set aside in the worker: the worker takes other jobs. */
+  private onParked(id: number): void {
+    const execution = this.current
+    if (execution === undefined || execution.id !== id) return
+    this.clearWatchdog()
+    this.current = undefined
+    this.setupHost = undefined
+    this.syncPending = false
+    if (!execution.settled) {
+      const wallMs = execution.job.limits.wallMs
+      const leftMs = Math.max(0, execution.startedAtMs + wallMs - nowMs())
+      this.parkTimers.set(
+        id,
+        setTimeout(() => {
+          this.parkTimers.delete(id)
+          this.stop(execution, new WallLimitError(`execution exceeded limits.wallMs (${wallMs} ms)`))
+        }, leftMs),
+      )
+    }
+    this.status = 'idle'
+    this.idleSinceMs = nowMs()
+    this.owner.onIdle(this)
+  }
+
+  /** The worker runs `id` now (a parked run resumed, or a job that waited there). */
+  private onActive(id: number): void {
+    const execution = this.assigned.get(id)
+    if (execution === undefined || this.status === 'dead') return
+    this.clearParkTimer(id)
+    this.clearWatchdog()
+    this.current = execution
+    this.setupHost = undefined
+    this.status = 'busy'
+    const { wallMs, cpuMs } = execution.job.limits
+    const wallLeftMs = execution.startedAtMs + wallMs - nowMs()
+    this.armWatchdog(execution, Math.max(0, Math.min(wallLeftMs, cpuMs + CPU_GRACE_MS - readInterpreterMs(this.clock))))
+    this.listen()
+  }
+
+  private clearParkTimer(id: number): void {
+    const timer = this.parkTimers.get(id)
+    if (timer !== undefined) clearTimeout(timer)
+    this.parkTimers.delete(id)
+  }
+
   private onDone(message: Extract<FromWorkerMessage, { t: 'done' }>): void {
+    const finished = this.assigned.get(message.id)
+    this.assigned.delete(message.id)
+    this.clearParkTimer(message.id)
+    if (finished !== undefined && finished !== this.current) {
+      // A parked run stopped or lost in the worker, or a waiting job stopped there.
+      settle(finished, message.outcome)
+      return
+    }
     const execution = this.current
     if (execution === undefined || execution.id !== message.id || this.status !== 'busy') return
     this.clearWatchdog()
@@ -256,10 +328,7 @@ export class PoolWorker {
     this.current = undefined
     this.setupHost = undefined
     this.syncPending = false
-    const { outcome } = message
-    if (outcome.ok) execution.resolve(outcome.value)
-    else if ('error' in outcome) execution.reject(errorFromWire(outcome.error))
-    else execution.reject(new SandboxError('execution stopped'))
+    settle(execution, message.outcome)
     this.status = 'idle'
     this.idleSinceMs = nowMs()
     this.owner.onIdle(this)
@@ -359,8 +428,9 @@ export class PoolWorker {
   }
 
   private onAsyncCall(id: number, call: number, op: string, payload: string): void {
-    const execution = this.current
-    if (execution === undefined || execution.settled || execution.id !== id) return
+    // The run may be parked by the time the reply comes: replies go by run id.
+    const execution = this.assigned.get(id)
+    if (execution === undefined || execution.settled) return
     let answer: Promise<string> | string
     try {
       answer = (this.setupHost ?? execution.host).call(op, payload, 'async')
@@ -370,7 +440,7 @@ export class PoolWorker {
     }
     Promise.resolve(answer).then(
       (value: unknown) => {
-        if (execution.settled || execution !== this.current) return
+        if (execution.settled || this.assigned.get(id) !== execution) return
         if (typeof value !== 'string') {
           this.stop(execution, new SandboxError(`HostHandler.call must return a string, got ${typeof value}`))
           return
@@ -446,6 +516,10 @@ export class PoolWorker {
     const execution = this.current
     this.current = undefined
     execution?.reject(error)
+    for (const run of this.assigned.values()) run.reject(error)
+    this.assigned.clear()
+    for (const timer of this.parkTimers.values()) clearTimeout(timer)
+    this.parkTimers.clear()
   }
 
   /** Large scripts go to a worker once; later jobs name their cache slot. */
@@ -474,6 +548,13 @@ export class PoolWorker {
     }
     return out
   }
+}
+
+/** Settles `execution` with what the worker reported. */
+function settle(execution: SandboxRun, outcome: WireOutcome): void {
+  if (outcome.ok) execution.resolve(outcome.value)
+  else if ('error' in outcome) execution.reject(errorFromWire(outcome.error))
+  else execution.reject(new SandboxError('execution stopped'))
 }
 
 function hostFailure(error: unknown): GearboxError {

@@ -88,7 +88,7 @@ export class SandboxPool implements PoolWorkerOwner {
   private settledCount = 0
   private startFailures = 0
   /** Engine counters of workers that are gone. */
-  private gone: EngineCounters = { realmBuilds: 0, snapshotRestores: 0, realmSaves: 0, savedRealmStarts: 0 }
+  private gone: EngineCounters = { realmBuilds: 0, snapshotRestores: 0, realmSaves: 0, savedRealmStarts: 0, parks: 0, parkedBytes: 0 }
 
   private constructor(
     private readonly platform: SandboxPlatform,
@@ -194,7 +194,8 @@ export class SandboxPool implements PoolWorkerOwner {
     const index = this.workers.indexOf(worker)
     if (index >= 0) {
       this.workers.splice(index, 1)
-      this.gone = addCounters(this.gone, worker.counters())
+      // What a gone worker had parked is gone with it.
+      this.gone = addCounters(this.gone, { ...worker.counters(), parkedBytes: 0 })
     }
     if (this.closing !== undefined) return
     if (startFailed) this.startFailures++
@@ -306,6 +307,8 @@ function addCounters(a: EngineCounters, b: EngineCounters): EngineCounters {
     snapshotRestores: a.snapshotRestores + b.snapshotRestores,
     realmSaves: a.realmSaves + b.realmSaves,
     savedRealmStarts: a.savedRealmStarts + b.savedRealmStarts,
+    parks: a.parks + b.parks,
+    parkedBytes: a.parkedBytes + b.parkedBytes,
   }
 }
 

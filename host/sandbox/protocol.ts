@@ -86,6 +86,13 @@ export type FromWorkerMessage =
    * the job's `realm.setupHost`.
    */
   | { readonly t: 'setup'; readonly id: number; readonly on: boolean }
+  /** The run only waits for async replies: the worker set it aside and takes other jobs. */
+  | { readonly t: 'parked'; readonly id: number }
+  /**
+   * The worker now runs `id` (a parked run resumed, or a job that waited): its sync calls are
+   * that run's. A job started on arrival is active without this message.
+   */
+  | { readonly t: 'active'; readonly id: number }
 
 /** A {@link GearboxError} as data. */
 export interface WireError {

@@ -37,6 +37,10 @@ export const SNAPSHOT_RESTORES = 10
 export const REALM_SAVES = 11
 /** Runs that started from a saved state (the pool's stats sum them). */
 export const SAVED_REALM_STARTS = 12
+/** Runs the worker's engine parked (set aside while they waited). */
+export const PARKS = 13
+/** KiB the worker's parked runs hold now. */
+export const PARKED_KIB = 14
 
 export const REPLY_OK = 0
 /** The execution ended on the main side; the worker must unwind instead of reading a reply. */
@@ -121,6 +125,14 @@ export class InterpreterClock {
     this.segmentStart = 0
     this.words[SEGMENT_START] = 0
     this.words[CPU_USED] = this.usedMs
+  }
+
+  /** Continues a run's clock from `usedMs` (a parked run resuming), paused. */
+  restore(usedMs: number): void {
+    this.usedMs = usedMs
+    this.segmentStart = 0
+    this.words[SEGMENT_START] = 0
+    this.words[CPU_USED] = usedMs
   }
 
   /** Interpreter milliseconds so far, including the running stretch. */

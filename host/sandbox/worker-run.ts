@@ -67,7 +67,41 @@ export class WorkerRun implements EngineHost {
     private readonly onFinished: (run: WorkerRun) => void,
     /** Builds the job's saved realm first (SandboxJob.realm), when the worker does not have it. */
     private readonly setup?: RunSetup,
+    /** The run now only waits for async host replies: the worker may park it (see {@link park}). */
+    private readonly onWaiting?: (run: WorkerRun) => void,
   ) {}
+
+  /** Interpreter time used when parked (its clock goes on from there when it resumes). */
+  private parkedMs = 0
+
+  /** The worker set this run aside: keep its clock. */
+  park(): void {
+    this.env.clock.pause()
+    this.parkedMs = this.env.clock.elapsedMs()
+  }
+
+  /** The worker made this run active again (its realm unparked). */
+  resume(): void {
+    this.env.clock.restore(this.parkedMs)
+  }
+
+  /** Ends a parked run without touching its realm (stopped while parked, or its realm was lost). */
+  abandon(error?: WireError): void {
+    if (this.finished) return
+    this.finished = true
+    const outcome: WireOutcome = error === undefined ? { ok: false, stopped: true } : { ok: false, error }
+    this.env.port.postMessage({ t: 'done', id: this.id, outcome })
+  }
+
+  get done(): boolean {
+    return this.finished
+  }
+
+  /** Tells the worker when the run only waits for replies. */
+  private reportWaiting(): void {
+    if (this.finished || !this.awaitingEntry || this.inSetup || this.stopped || this.limitError !== undefined) return
+    this.onWaiting?.(this)
+  }
 
   /** Runs the scripts and the entry (after the setup, if any); finishes now or when the entry's promise settles. */
   start(): void {
@@ -115,6 +149,7 @@ export class WorkerRun implements EngineHost {
         this.awaitingEntry = true
         this.runContinuations()
         if (!this.finished) this.checkEntry()
+        this.reportWaiting()
       } else {
         this.settle(state)
       }
@@ -149,7 +184,9 @@ export class WorkerRun implements EngineHost {
       if (!this.finished) this.checkEntry()
     } catch (error) {
       this.failInHost(error)
+      return
     }
+    this.reportWaiting()
   }
 
   /** The main thread stopped the run while it waited for async replies. */

@@ -42,7 +42,7 @@ import {
 import type { GuestFailure } from '../../guest-errors.js'
 import type { GuestScript, Limits } from '../../types.js'
 import { describeThrown, DESCRIBE_THROWN_SOURCE } from './describe.js'
-import { MemorySnapshot } from './memory-snapshot.js'
+import { MemoryDiff, MemorySnapshot, probeBreakAddress } from './memory-snapshot.js'
 import { QUICKJS_TRAITS } from './traits.js'
 import { replyCodedError } from './wire-codec.js'
 
@@ -160,7 +160,15 @@ export class CappedModule {
     readonly capPages: number,
     /** Where the malloc heap begins (see MemorySnapshot); undefined when it cannot be probed. */
     readonly heapStart: number | undefined,
+    /** Where emscripten keeps the heap's end (memory-snapshot.ts probeBreakAddress), if found. */
+    private readonly breakAddress: number | undefined,
   ) {}
+
+  /** The malloc heap's end now, if known. */
+  heapEnd(): number | undefined {
+    if (this.breakAddress === undefined) return undefined
+    return new Uint32Array(this.memory.buffer, this.breakAddress, 1)[0]
+  }
 
   static async create(wasmModule: WebAssembly.Module, capPages: number): Promise<CappedModule> {
     const memory = new WebAssembly.Memory({ initial: INTERPRETER_BASE_BYTES / PAGE_BYTES, maximum: capPages })
@@ -171,7 +179,9 @@ export class CappedModule {
     const allocator = emscriptenAllocator(mod)
     const probe = allocator?.malloc(16)
     if (allocator !== undefined && probe !== undefined) allocator.free(probe)
-    const capped = new CappedModule(mod, memory, capPages, probe !== undefined && probe > 0 ? probe : undefined)
+    const heapStart = probe !== undefined && probe > 0 ? probe : undefined
+    const breakAddress = allocator === undefined || heapStart === undefined ? undefined : probeBreakAddress(memory, allocator, heapStart)
+    const capped = new CappedModule(mod, memory, capPages, heapStart, breakAddress)
     capped.watchGrowth()
     return capped
   }
@@ -260,6 +270,8 @@ interface SavedState {
   readonly hostRefs: HostRefsState
   /** Scripts the state includes (the run skips them). */
   readonly scripts: number
+  /** Parked runs that started from it (it is not evicted while they wait). */
+  pins: number
 }
 
 /**
@@ -273,6 +285,8 @@ class SavedStates {
   private bytes = 0
   /** The saved state the memory holds now (between runs), or undefined: the post-prelude snapshot. */
   at: string | undefined
+  /** Runs of this realm parked (their memory set aside): the realm and its module are kept for them. */
+  parked = 0
 
   get(key: string): SavedState | undefined {
     const state = this.states.get(key)
@@ -293,6 +307,7 @@ class SavedStates {
     this.bytes += state.snapshot.bytes
     for (const [oldest, old] of this.states) {
       if (this.states.size <= 1 || (this.bytes <= SAVED_STATES_MAX_BYTES && this.states.size <= SAVED_STATES_MAX_COUNT)) break
+      if (old.pins > 0 || oldest === key) continue
       this.states.delete(oldest)
       this.bytes -= old.snapshot.bytes
       if (this.at === oldest) this.at = SAVED_STATE_EVICTED
@@ -322,8 +337,11 @@ class SavedStates {
 export const SAVED_STATES_MAX_BYTES = 64 * 1024 * 1024
 /** Saved states one realm keeps at most. */
 export const SAVED_STATES_MAX_COUNT = 64
-/** `SavedStates.at` when the state the memory holds was evicted: restore before any use. */
+/** `SavedStates.at` when the memory holds no saved state (it was evicted, or a parked run is back): restore before any use. */
 const SAVED_STATE_EVICTED = '\u0000evicted'
+
+/** Memory the parked runs of one engine may set aside (their changed pages); past it, runs wait in place. */
+export const PARKED_MAX_BYTES = 512 * 1024 * 1024
 
 function sameScripts(a: readonly GuestScript[], b: readonly GuestScript[], count: number): boolean {
   for (let i = 0; i < count; i++) {
@@ -332,6 +350,14 @@ function sameScripts(a: readonly GuestScript[], b: readonly GuestScript[], count
     if (x === undefined || y === undefined || x.code !== y.code || x.name !== y.name) return false
   }
   return true
+}
+
+/** A parked run's memory: the pages it changed over the state it started from, and its host-function registry. */
+interface ParkedMemory {
+  readonly diff: MemoryDiff
+  readonly hostRefs: HostRefsState
+  /** The saved state it started from; undefined: the post-prelude snapshot. */
+  readonly base: SavedState | undefined
 }
 
 /** A realm during one run: the GuestRealm the worker's run drives. */
@@ -345,6 +371,9 @@ class QuickJSRealm implements GuestRealm {
     public key: string | undefined,
     readonly preloaded: number,
   ) {}
+
+  /** Set while the run is parked: its memory set aside (see QuickJSEngine.park). */
+  parked: ParkedMemory | undefined
 
   /** Whether the run holds no promise of the host's (a saved state must not wait for a reply). */
   get idle(): boolean {
@@ -512,6 +541,8 @@ export class QuickJSEngine implements GuestEngine {
   private snapshotRestores = 0
   private realmSaves = 0
   private savedRealmStarts = 0
+  private parks = 0
+  private parkedBytes = 0
 
   constructor(
     private readonly wasmModule: WebAssembly.Module,
@@ -524,6 +555,8 @@ export class QuickJSEngine implements GuestEngine {
       snapshotRestores: this.snapshotRestores,
       realmSaves: this.realmSaves,
       savedRealmStarts: this.savedRealmStarts,
+      parks: this.parks,
+      parkedBytes: this.parkedBytes,
     }
   }
 
@@ -553,6 +586,8 @@ export class QuickJSEngine implements GuestEngine {
     if (prepared !== undefined) {
       const same = prepared.module.capPages === capPages && prepared.preloaded.length === preload.length
       if (same && sameScripts(prepared.preloaded, preload, preload.length)) return
+      // Parked runs live in this realm: it stays while they wait (jobs it fits still take it).
+      if (prepared.saved.parked > 0 && !prepared.module.broken) return
       this.retired.push(prepared)
       this.prepared = undefined
     }
@@ -620,12 +655,80 @@ export class QuickJSEngine implements GuestEngine {
     if (realm.snapshot === undefined || heapStart === undefined || !saving.idle || realm.module.worn) return false
     if (lazyHandlesPresent(realm.ctx) !== realm.lazyHandles) return false
     const hostRefs = HostRefsState.save(realm.rt)
-    const snapshot = MemorySnapshot.take(realm.module.memory, heapStart)
+    const snapshot = MemorySnapshot.take(realm.module.memory, heapStart, realm.module.heapEnd())
     if (hostRefs === undefined || snapshot === undefined) return false
-    realm.saved.set(key, { snapshot, hostRefs, scripts })
+    realm.saved.set(key, { snapshot, hostRefs, scripts, pins: 0 })
     saving.key = key
     this.realmSaves++
     return true
+  }
+
+  /**
+   * Sets the active run's realm aside while it waits for host replies: the pages it changed over
+   * the state it started from are copied out, the realm goes back to that state and serves other
+   * runs. Refused (false) without a known heap end or snapshot, when the context cached a handle
+   * since the snapshot, or past {@link PARKED_MAX_BYTES}.
+   */
+  park(parking: GuestRealm): boolean {
+    if (!(parking instanceof QuickJSRealm) || parking !== this.active || this.prepared !== undefined) return false
+    const state = parking.state
+    const module = state.module
+    const heapEnd = module.heapEnd()
+    const prelude = state.snapshot
+    if (heapEnd === undefined || prelude === undefined || state.hostRefs === undefined || module.broken) return false
+    if (this.parkedBytes >= PARKED_MAX_BYTES || lazyHandlesPresent(state.ctx) !== state.lazyHandles) return false
+    const base = parking.key === undefined ? undefined : state.saved.get(parking.key)
+    if (parking.key !== undefined && base === undefined) return false
+    const hostRefs = HostRefsState.save(state.rt)
+    if (hostRefs === undefined) return false
+    const baseSnapshot = base?.snapshot ?? prelude
+    const diff = MemoryDiff.take(module.memory, baseSnapshot, heapEnd)
+    parking.parked = { diff, hostRefs, base }
+    if (base !== undefined) base.pins++
+    state.saved.parked++
+    this.parkedBytes += diff.bytes
+    this.parks++
+    baseSnapshot.restore(module.memory)
+    ;(base?.hostRefs ?? state.hostRefs).restore()
+    state.saved.at = parking.key
+    this.active = undefined
+    this.prepared = state
+    return true
+  }
+
+  /**
+   * Makes a parked run's realm the active one again, exactly as it was parked. False when its
+   * realm is gone (retired after an engine failure): the run cannot go on.
+   */
+  unpark(parked: GuestRealm): boolean {
+    if (!(parked instanceof QuickJSRealm) || parked.parked === undefined) return false
+    const memory = this.forgetParked(parked)
+    const state = parked.state
+    if (memory === undefined || this.prepared !== state || this.active !== undefined || state.module.broken) return false
+    this.disposeRetired()
+    if (this.prepared !== state) return false
+    ;(memory.base?.snapshot ?? state.snapshot)?.restore(state.module.memory)
+    memory.diff.apply(state.module.memory)
+    memory.hostRefs.restore()
+    state.saved.at = SAVED_STATE_EVICTED
+    this.prepared = undefined
+    this.active = parked
+    return true
+  }
+
+  /** Drops a parked run for good (stopped while it waited); its memory is never touched. */
+  discardParked(parked: GuestRealm): void {
+    if (parked instanceof QuickJSRealm) this.forgetParked(parked)
+  }
+
+  private forgetParked(realm: QuickJSRealm): ParkedMemory | undefined {
+    const memory = realm.parked
+    if (memory === undefined) return undefined
+    realm.parked = undefined
+    this.parkedBytes -= memory.diff.bytes
+    if (memory.base !== undefined) memory.base.pins--
+    realm.state.saved.parked--
+    return memory
   }
 
   /**
@@ -642,7 +745,7 @@ export class QuickJSEngine implements GuestEngine {
     const snapshot = realm.snapshot
     if (
       snapshot !== undefined &&
-      !realm.module.worn &&
+      (!realm.module.worn || (realm.saved.parked > 0 && !realm.module.broken)) &&
       this.prepared === undefined &&
       this.module === realm.module &&
       lazyHandlesPresent(realm.ctx) === realm.lazyHandles
@@ -781,7 +884,7 @@ function withSnapshot(realm: RealmState): RealmState {
   for (const handle of [ctx.undefined, ctx.null, ctx.true, ctx.false, ctx.global]) void handle.alive
   const hostRefs = HostRefsState.save(realm.rt)
   if (hostRefs === undefined) return realm
-  const snapshot = MemorySnapshot.take(realm.module.memory, heapStart)
+  const snapshot = MemorySnapshot.take(realm.module.memory, heapStart, realm.module.heapEnd())
   return snapshot === undefined ? realm : { ...realm, snapshot, lazyHandles: lazyHandlesPresent(ctx), hostRefs }
 }
 
