@@ -74,6 +74,13 @@ export class PoolWorker {
   private current: SandboxRun | undefined
   /** Every run handed to this worker that it has not reported done: the current one, parked ones, ones waiting there. */
   private readonly assigned = new Map<number, SandboxRun>()
+  /**
+   * The job sent last, until the worker reported it active, parked or done. A worker that was
+   * running a resumed run when it arrived starts it later, with an `active` message; one that was
+   * idle starts it at once, without one: when the run main thought current parks or ends, this
+   * job is what the worker runs.
+   */
+  private expected: SandboxRun | undefined
   /** Wall-limit timers of parked runs (the watchdog watches the current run only). */
   private readonly parkTimers = new Map<number, Timer>()
   /** Answers the current run's host calls while it builds its saved realm (SandboxJob.realm.setupHost). */
@@ -152,6 +159,7 @@ export class PoolWorker {
     if (worker === undefined || this.status !== 'idle') throw new Error('PoolWorker.run on a worker that is not idle')
     this.status = 'busy'
     this.current = execution
+    this.expected = execution
     this.assigned.set(execution.id, execution)
     execution.stopRunning = (error) => this.stop(execution, error)
     Atomics.store(this.words, STOP, 0)
@@ -197,7 +205,7 @@ export class PoolWorker {
     }
     if (this.platformWorker === undefined) return
     this.clearWatchdog()
-    Atomics.store(this.words, STOP, 1)
+    Atomics.store(this.words, STOP, execution.id)
     if (this.syncPending) {
       this.syncPending = false
       this.reply.writeStopped()
@@ -285,9 +293,26 @@ export class PoolWorker {
         }, leftMs),
       )
     }
+    if (this.expected === execution) this.expected = undefined
+    if (this.takeExpected()) return
     this.status = 'idle'
     this.idleSinceMs = nowMs()
     this.owner.onIdle(this)
+  }
+
+  /** After the current run parked or ended: the job the worker runs next, if one was sent meanwhile. */
+  private takeExpected(): boolean {
+    const next = this.expected
+    if (next === undefined || !this.assigned.has(next.id)) {
+      this.expected = undefined
+      return false
+    }
+    this.current = next
+    this.status = 'busy'
+    const { wallMs, cpuMs } = next.job.limits
+    this.armWatchdog(next, Math.max(0, Math.min(next.startedAtMs + wallMs - nowMs(), cpuMs + CPU_GRACE_MS)))
+    this.listen()
+    return true
   }
 
   /** The worker runs `id` now (a parked run resumed, or a job that waited there). */
@@ -296,6 +321,7 @@ export class PoolWorker {
     if (execution === undefined || this.status === 'dead') return
     this.clearParkTimer(id)
     this.clearWatchdog()
+    if (this.expected === execution) this.expected = undefined
     this.current = execution
     this.setupHost = undefined
     this.status = 'busy'
@@ -315,6 +341,7 @@ export class PoolWorker {
     const finished = this.assigned.get(message.id)
     this.assigned.delete(message.id)
     this.clearParkTimer(message.id)
+    if (this.expected === finished) this.expected = undefined
     if (finished !== undefined && finished !== this.current) {
       // A parked run stopped or lost in the worker, or a waiting job stopped there.
       settle(finished, message.outcome)
@@ -329,6 +356,7 @@ export class PoolWorker {
     this.setupHost = undefined
     this.syncPending = false
     settle(execution, message.outcome)
+    if (this.takeExpected()) return
     this.status = 'idle'
     this.idleSinceMs = nowMs()
     this.owner.onIdle(this)

@@ -130,7 +130,9 @@ export class SandboxPool implements PoolWorkerOwner {
     if (host === null || typeof host !== 'object' || typeof host.call !== 'function') {
       throw new InvalidArgumentError('host must be a HostHandler with a call(op, payload, mode) method')
     }
-    const execution = new SandboxRun(++this.lastId, checked, host, () => this.settledCount++)
+    // Ids fit the shared stop word (Int32, 0 = none).
+    this.lastId = this.lastId >= 0x7fffffff ? 1 : this.lastId + 1
+    const execution = new SandboxRun(this.lastId, checked, host, () => this.settledCount++)
     this.queue.push(execution)
     this.dispatch()
     return { result: execution.result, abort: (reason?: string) => this.abort(execution, reason) }

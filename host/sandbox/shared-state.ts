@@ -10,7 +10,7 @@ export const STATE_BYTES = 80
 const WORD_COUNT = 16
 
 // Int32 slots.
-/** 1 when the main thread wants the current execution stopped (polled by the interrupt handler). */
+/** The id of the run the main thread wants stopped, or 0 (polled by the interrupt handler; a run stops only for its own id). */
 export const STOP = 0
 /** 1 while the worker holds a fresh interpreter ready for the next job. */
 export const PREPARED = 1

@@ -12,7 +12,7 @@ import type { WorkerPort } from './platform.js'
 import type { ToWorkerMessage } from './protocol.js'
 import { ReplyReader } from './reply-channel.js'
 import { RequestWriter } from './request-channel.js'
-import { InterpreterClock, PARKED_KIB, PARKS, PREPARED, REALM_BUILDS, REALM_SAVES, SAVED_REALM_STARTS, SNAPSHOT_RESTORES, stateWords, STOP } from './shared-state.js'
+import { InterpreterClock, PARKED_KIB, PARKS, PREPARED, REALM_BUILDS, REALM_SAVES, SAVED_REALM_STARTS, SNAPSHOT_RESTORES, stateWords } from './shared-state.js'
 import type { GuestScript } from './types.js'
 import { WorkerRun, type RunSetup, type WorkerRunEnv } from './worker-run.js'
 
@@ -158,9 +158,8 @@ class SandboxWorker {
       const item = this.waiting.shift()
       if (item === undefined) return
       if ('job' in item) {
-        // The pool learns which run the worker's sync calls now belong to; its stop word was for another.
+        // The pool learns which run the worker's sync calls now belong to.
         this.port.postMessage({ t: 'active', id: item.job.id })
-        if (this.env !== undefined) Atomics.store(this.env.words, STOP, 0)
         this.run(item.job)
       } else {
         this.resume(item.resume)
@@ -182,7 +181,6 @@ class SandboxWorker {
     }
     this.current = run
     this.port.postMessage({ t: 'active', id })
-    Atomics.store(this.env.words, STOP, 0)
     run.resume()
     this.publishCounters()
     for (let i = 0; i < replies.length; i++) {

@@ -108,7 +108,7 @@ export class WorkerRun implements EngineHost {
     const { clock } = this.env
     this.realm.beginRun(this.limits)
     clock.reset()
-    if (Atomics.load(this.env.words, STOP) !== 0) {
+    if (Atomics.load(this.env.words, STOP) === this.id) {
       this.stopped = true
       this.conclude({ pending: true })
       return
@@ -225,7 +225,7 @@ export class WorkerRun implements EngineHost {
   /** Polled by the engine while guest code runs; `true` stops the guest. */
   shouldInterrupt(): boolean {
     if (this.stopped || this.limitError !== undefined) return true
-    if (Atomics.load(this.env.words, STOP) !== 0) {
+    if (Atomics.load(this.env.words, STOP) === this.id) {
       this.stopped = true
       return true
     }
@@ -246,7 +246,7 @@ export class WorkerRun implements EngineHost {
    */
   private admit(payload: string): boolean {
     if (this.stopped || this.limitError !== undefined) return false
-    if (Atomics.load(this.env.words, STOP) !== 0) {
+    if (Atomics.load(this.env.words, STOP) === this.id) {
       this.stopped = true
       return false
     }
