@@ -12,6 +12,7 @@ import { bareQuickJS, luaGets, rawGets, wesselQuickJS } from './bench/anchors.js
 import { fmt, summarize, timeEach, type BenchRow, type Sample } from './bench/stats.js'
 import { benchBatch } from './bench/batch.js'
 import { benchRegistrations } from './bench/registrations.js'
+import { benchParked } from './bench/parked.js'
 
 const quick = process.argv.includes('--quick')
 const N = quick ? 50 : 400
@@ -224,6 +225,7 @@ async function main(): Promise<void> {
     const batch = await benchBatch({ quick })
     sections.push(...batch)
     sections.push(...(await benchRegistrations({ quick })))
+    sections.push(...(await benchParked({ quick })))
     console.log('batch done')
   } finally {
     await server.stop()

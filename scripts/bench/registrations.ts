@@ -68,6 +68,28 @@ async function keyspaceRate(gearbox: Gearbox, client: Redis, events: number): Pr
   return { perSecond: (events - dropped()) / seconds, dropped: dropped() }
 }
 
+/** The anchor: a plain ioredis subscriber doing the same INCR per keyspace notification. */
+async function rawRate(url: string, client: Redis, events: number): Promise<number> {
+  const subscriber = new Redis(url)
+  const worker = new Redis(url)
+  try {
+    await client.del('bench:raw:effects')
+    subscriber.on('pmessage', () => void worker.incr('bench:raw:effects'))
+    await subscriber.psubscribe('__keyspace@0__:bench:raw:*')
+    const t0 = performance.now()
+    for (let from = 0; from < events; from += 1000) {
+      const pipe = client.pipeline()
+      for (let i = from; i < Math.min(events, from + 1000); i++) pipe.set(`bench:raw:${i}`, 'v')
+      await pipe.exec()
+    }
+    await until(async () => Number((await client.get('bench:raw:effects')) ?? 0) >= events, 120_000)
+    return events / ((performance.now() - t0) / 1000)
+  } finally {
+    subscriber.disconnect()
+    worker.disconnect()
+  }
+}
+
 function droppedOf(gearbox: Gearbox): number {
   return gearbox.registrations.list().reduce((sum, r) => sum + r.RegistrationData.numDropped, 0)
 }
@@ -114,6 +136,7 @@ export async function benchRegistrations(options: RegistrationsBenchOptions = {}
       const rates: { perSecond: number; dropped: number }[] = []
       for (let round = 0; round < (quick ? 1 : 3); round++) rates.push(await keyspaceRate(gearbox, client, quick ? 3000 : 8000))
       const best = rates.reduce((a, b) => (b.perSecond > a.perSecond ? b : a))
+      const raw = await rawRate(server.url, client, quick ? 3000 : 8000)
       const lat = await latencies(client, waiter, quick ? 100 : 400)
       const rows: BenchRow[] = [
         { name: 'triggered execution from the saved realm (gearbox.trigger, one at a time)', value: ss.median, unit: 'ms', note: `p10 ${fmt(ss.p10)} p90 ${fmt(ss.p90)}` },
@@ -124,6 +147,7 @@ export async function benchRegistrations(options: RegistrationsBenchOptions = {}
           unit: '/s',
           note: `rounds: ${rates.map((r) => r.perSecond.toFixed(0)).join(', ')}; dropped ${best.dropped}`,
         },
+        { name: 'anchor: plain ioredis subscriber, one INCR per notification (same writes)', value: raw, unit: '/s' },
         { name: 'event → effect latency p50 (SET → handler LPUSH → client BLPOP)', value: percentile(lat, 0.5), unit: 'ms' },
         { name: 'event → effect latency p99', value: percentile(lat, 0.99), unit: 'ms' },
       ]
@@ -134,6 +158,7 @@ export async function benchRegistrations(options: RegistrationsBenchOptions = {}
           ratios: [
             { name: 'fresh (top level replayed) / saved realm, per triggered execution', value: fs.median / ss.median, target: '> 1', met: fs.median > ss.median },
             { name: 'keyspace-triggered executions per second', value: best.perSecond, target: '≥ 5000', met: best.perSecond >= 5000 },
+            { name: 'gearbox / plain ioredis subscriber, events per second', value: best.perSecond / raw, target: 'report', met: true },
           ],
         },
       ]
