@@ -73,8 +73,8 @@ async function rawRate(url: string, client: Redis, events: number): Promise<numb
   const subscriber = new Redis(url)
   const worker = new Redis(url)
   try {
-    await client.del('bench:raw:effects')
-    subscriber.on('pmessage', () => void worker.incr('bench:raw:effects'))
+    await client.del('bench:rawfx')
+    subscriber.on('pmessage', () => void worker.incr('bench:rawfx').catch(() => {}))
     await subscriber.psubscribe('__keyspace@0__:bench:raw:*')
     const t0 = performance.now()
     for (let from = 0; from < events; from += 1000) {
@@ -82,7 +82,7 @@ async function rawRate(url: string, client: Redis, events: number): Promise<numb
       for (let i = from; i < Math.min(events, from + 1000); i++) pipe.set(`bench:raw:${i}`, 'v')
       await pipe.exec()
     }
-    await until(async () => Number((await client.get('bench:raw:effects')) ?? 0) >= events, 120_000)
+    await until(async () => Number((await client.get('bench:rawfx')) ?? 0) >= events, 120_000)
     return events / ((performance.now() - t0) / 1000)
   } finally {
     subscriber.disconnect()
