@@ -137,7 +137,7 @@ export class PoolWorker {
   }
 
   /** The engine counters the worker last published (see worker-loop.ts). */
-  counters(): EngineCounters {
+  counters(): Required<EngineCounters> {
     return {
       realmBuilds: Atomics.load(this.words, REALM_BUILDS),
       snapshotRestores: Atomics.load(this.words, SNAPSHOT_RESTORES),

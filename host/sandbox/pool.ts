@@ -88,7 +88,7 @@ export class SandboxPool implements PoolWorkerOwner {
   private settledCount = 0
   private startFailures = 0
   /** Engine counters of workers that are gone. */
-  private gone: EngineCounters = { realmBuilds: 0, snapshotRestores: 0, realmSaves: 0, savedRealmStarts: 0, parks: 0, parkedBytes: 0 }
+  private gone: Required<EngineCounters> = { realmBuilds: 0, snapshotRestores: 0, realmSaves: 0, savedRealmStarts: 0, parks: 0, parkedBytes: 0 }
 
   private constructor(
     private readonly platform: SandboxPlatform,
@@ -161,7 +161,7 @@ export class SandboxPool implements PoolWorkerOwner {
    * their top level) and `savedRealmStarts` (runs that started from one). A worker publishes them right after it
    * reported a result, so they may trail the results by a moment.
    */
-  engineCounters(): EngineCounters {
+  engineCounters(): Required<EngineCounters> {
     return this.workers.reduce((sum, worker) => addCounters(sum, worker.counters()), this.gone)
   }
 
@@ -303,7 +303,7 @@ export class SandboxPool implements PoolWorkerOwner {
   }
 }
 
-function addCounters(a: EngineCounters, b: EngineCounters): EngineCounters {
+function addCounters(a: Required<EngineCounters>, b: Required<EngineCounters>): Required<EngineCounters> {
   return {
     realmBuilds: a.realmBuilds + b.realmBuilds,
     snapshotRestores: a.snapshotRestores + b.snapshotRestores,

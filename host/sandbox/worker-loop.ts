@@ -106,7 +106,7 @@ class SandboxWorker {
   /** The active run only waits for async replies: its realm is set aside and the worker takes other work. */
   private onWaiting(run: WorkerRun): void {
     if (this.current !== run || this.env === undefined) return
-    if (!this.engine.park(run.realm)) return // It keeps the worker while it waits (engine refused).
+    if (this.engine.park?.(run.realm) !== true) return // It keeps the worker while it waits (engine refused).
     run.park()
     this.current = undefined
     this.parked.set(run.id, run)
@@ -132,7 +132,7 @@ class SandboxWorker {
     if (run !== undefined) {
       this.parked.delete(id)
       this.parkedReplies.delete(id)
-      this.engine.discardParked(run.realm)
+      this.engine.discardParked?.(run.realm)
       run.abandon()
       this.publishCounters()
     }
@@ -174,7 +174,7 @@ class SandboxWorker {
     if (run === undefined || this.env === undefined) return
     this.parked.delete(id)
     Atomics.store(this.env.words, PREPARED, 0)
-    if (!this.engine.unpark(run.realm)) {
+    if (this.engine.unpark?.(run.realm) !== true) {
       run.abandon({ code: 'ERR_GEARBOX_SANDBOX', message: "the parked execution's interpreter was lost (its engine failed while it waited)" })
       this.publishCounters()
       return
@@ -211,7 +211,7 @@ class SandboxWorker {
     this.memoryBytes = message.limits.memoryBytes
     this.preload = scripts.slice(0, message.preload)
     const saved = message.realm?.key
-    if (saved !== undefined && this.engine.hasSaved(this.memoryBytes, saved)) {
+    if (saved !== undefined && this.engine.hasSaved?.(this.memoryBytes, saved) === true) {
       this.start(message, scripts, env, saved)
       return
     }
@@ -255,7 +255,7 @@ class SandboxWorker {
         scripts: scripts.slice(Math.min(realm.preloaded, spec.scripts), spec.scripts),
         entry: spec.entry,
         save: () => {
-          this.engine.save(realm, spec.key, spec.scripts)
+          this.engine.save?.(realm, spec.key, spec.scripts)
           this.publishCounters()
         },
       }
@@ -292,10 +292,10 @@ class SandboxWorker {
     const counters = this.engine.counters()
     Atomics.store(env.words, REALM_BUILDS, counters.realmBuilds)
     Atomics.store(env.words, SNAPSHOT_RESTORES, counters.snapshotRestores)
-    Atomics.store(env.words, REALM_SAVES, counters.realmSaves)
-    Atomics.store(env.words, SAVED_REALM_STARTS, counters.savedRealmStarts)
-    Atomics.store(env.words, PARKS, counters.parks)
-    Atomics.store(env.words, PARKED_KIB, Math.ceil(counters.parkedBytes / 1024))
+    Atomics.store(env.words, REALM_SAVES, counters.realmSaves ?? 0)
+    Atomics.store(env.words, SAVED_REALM_STARTS, counters.savedRealmStarts ?? 0)
+    Atomics.store(env.words, PARKS, counters.parks ?? 0)
+    Atomics.store(env.words, PARKED_KIB, Math.ceil((counters.parkedBytes ?? 0) / 1024))
   }
 
   /**
