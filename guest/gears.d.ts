@@ -494,15 +494,18 @@ interface GearsBuilder<T = KeysReaderRecord> {
    * The registrations of a script apply once its top level finished, all or nothing: a script
    * that throws registers nothing, and `gearbox.execute()` of a registering script resolves `'OK'`.
    *
-   * Each execution evaluates the script again with its top-level host calls answered from the
-   * first run's recording (no `execute()` of the top level runs twice): the functions and globals
-   * the top level built are there, its side effects are not repeated. The top level must therefore
-   * build the same flows every time (no `Math.random()` or `Date` deciding them).
+   * Each execution starts from the interpreter as the top level left it (functions, globals,
+   * closures), restored from a copy each worker saved after evaluating the script once more with its
+   * top-level host calls answered from the first run's recording (no `execute()` of the top level
+   * runs twice). What one execution changes is not seen by the next. The top level must build the
+   * same flows every time (no `Math.random()` or `Date` deciding them).
    *
    * - KeysReader: keyspace notifications of every master (gearbox adds the classes it needs to
    *   `notify-keyspace-events`); records `{key, event, type, value}` (`{key, event}` with
    *   `readValue: false`); `prefix` is not a glob: a trailing `*` matches keys starting with the
-   *   rest, anything else the exact key. At most once, as in RedisGears.
+   *   rest, anything else the exact key. At most once, as in RedisGears. Events of one key run in
+   *   order; events that queued up while the previous execution ran are the records of one
+   *   execution (a global a step sets is then seen by the next record of that batch).
    * - CommandReader `trigger`: run with `gearbox.trigger(name, ...args)` (record `[name, ...args]`)
    *   or `gearbox.triggerOnKey(name, key, ...args)` (record `[name, key, ...args]`, on the key's shard).
    * - StreamReader: the streams named by `prefix` (a trailing `*`: every stream whose name starts

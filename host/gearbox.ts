@@ -102,6 +102,12 @@ export interface GearboxOptions {
    * triggers are at most once). Default 5000.
    */
   readonly keyspaceLeaseMs?: number
+  /**
+   * Registration executions start from the interpreter their session's top level left, saved per
+   * worker (default true). false: every execution evaluates the script again with its top level
+   * replayed (slower; kept to measure against).
+   */
+  readonly savedRealms?: boolean
 }
 
 /** Guest languages; only `js` is supported so far. */
@@ -334,7 +340,10 @@ export class Gearbox {
       gap: (shardId) => registrations?.subscriberGap(shardId),
     })
     const feed = leases === undefined ? keyspace : leasedFeed(keyspace, leases)
-    registrations = new RegistrationRegistry({ pool, backend, logger, config, atomicRetries, batchSize, queueSize, executions, hostId }, feed)
+    registrations = new RegistrationRegistry(
+      { pool, backend, logger, config, atomicRetries, batchSize, queueSize, executions, hostId, ...(options.savedRealms === false ? { savedRealms: false } : {}) },
+      feed,
+    )
     const deps = { pool, backend, logger, config, atomicRetries, executions, batchSize, serverSideReads, registrations }
     const store = persist ? new SessionStore(backend, logger, hostId) : undefined
     const sessions = new SessionManager(deps, store, logger)

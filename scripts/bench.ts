@@ -14,6 +14,8 @@ import { benchBatch } from './bench/batch.js'
 import { benchRestore } from './bench/restore.js'
 import { benchStreams } from './bench/streams.js'
 import { benchServe } from './bench/serve.js'
+import { benchRegistrations } from './bench/registrations.js'
+import { benchParked } from './bench/parked.js'
 
 const quick = process.argv.includes('--quick')
 const N = quick ? 50 : 400
@@ -226,6 +228,8 @@ async function main(): Promise<void> {
     const batch = await benchBatch({ quick })
     sections.push(...batch)
     sections.push(...(await benchServe({ quick })))
+    sections.push(...(await benchRegistrations({ quick })))
+    sections.push(...(await benchParked({ quick })))
     console.log('batch done')
     sections.push(...(await benchRestore(quick ? { rounds: 2 } : {})))
     console.log('restore done')

@@ -415,6 +415,7 @@
     encodeWire,
     hostCall,
     hostStart,
+    decodeReply,
     /** isAsyncAllow(): false at top level; the gears prelude sets it around step callbacks. */
     setAsyncAllowed(value) {
       asyncAllowed = value === true

@@ -521,13 +521,27 @@
     return '{"kind":"stage"}'
   })
 
+  // Ends a session's top level before the host saves the interpreter for its registrations'
+  // executions: waits for the runCoroutine work it started and reports the end (the host answers
+  // the top level's calls from its first run's recording until then).
+  G.defineEntry('__gearbox_gears_toplevel', async function __gearbox_gears_toplevel() {
+    await G.drain()
+    hostCall('toplevel.done', '[]')
+    return '{"kind":"toplevel"}'
+  })
+
   // The entry of one registration execution (the host evaluated the script again, replaying the top
   // level): `kind` 'event' runs registration `index`'s steps over the event's records, 'registered'
   // calls its onRegistered function.
-  G.defineEntry('__gearbox_gears_registration', async function __gearbox_gears_registration(index, kind) {
-    await G.drain()
-    hostCall('toplevel.done', '[]')
-    const info = hostCall('gears.event', encodeWire({ registration: index, kind }))
+  // `boundary` false: the interpreter was restored from the state saved after the top level (see
+  // __gearbox_gears_toplevel), which already waited for the top level's work and reported its end.
+  // `event`: what gears.event would answer, as its reply text, when the host sent it along.
+  G.defineEntry('__gearbox_gears_registration', async function __gearbox_gears_registration(index, kind, boundary, event) {
+    if (boundary !== false) {
+      await G.drain()
+      hostCall('toplevel.done', '[]')
+    }
+    const info = typeof event === 'string' ? G.decodeReply(event) : hostCall('gears.event', encodeWire({ registration: index, kind }))
     if (kind === 'registered') {
       const fn = held[info.onRegistered]
       if (typeof fn !== 'function') throw new GearsError('gears: the registration has no onRegistered function')
@@ -542,8 +556,8 @@
         return info.records
       },
     }
-    await runPlan({ ...info, reader: null }, source)
-    return '{"kind":"event"}'
+    const final = await runPlan({ ...info, reader: null }, source)
+    return typeof final === 'string' ? final : '{"kind":"event"}'
   })
 
   ObjectDefineProperty(globalThis, 'GearsBuilder', { value: GearsBuilder, writable: true, configurable: true })

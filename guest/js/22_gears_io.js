@@ -34,6 +34,9 @@
     const size = typeof info.batchSize === 'number' && info.batchSize >= 1 ? info.batchSize : 1000
     let outRecords = []
     let outErrors = []
+    const keepFinal = info.keepFinal === true
+    // The host reads only the errors of a KeysReader event's execution.
+    const dropRecords = info.dropRecords === true
 
     function recordsJson(records) {
       for (let i = 0; i < records.length; i++) if (typeof records[i] !== 'string') return encodeWire(records)
@@ -68,6 +71,8 @@
       let payload = '{"r":' + json + ',"e":' + stringsJson(errors)
       json = null
       if (final) payload += ',"done":true,"profile":' + encodeWire(profile())
+      // A registration execution returns its last payload as the entry's result (one host call less).
+      if (final && keepFinal) return payload + '}'
       hostCall('gears.emit', payload + '}')
     }
 
@@ -77,7 +82,7 @@
       const errors = outErrors
       outRecords = []
       outErrors = []
-      emitRecords(records, errors, final)
+      return emitRecords(records, errors, final)
     }
 
     return {
@@ -93,6 +98,7 @@
         if (outErrors.length >= size) flush(false)
       },
       output(batch) {
+        if (dropRecords) return
         for (let i = 0; i < batch.length; i++) outRecords[outRecords.length] = batch[i]
         if (outRecords.length >= size) flush(false)
       },

@@ -6,7 +6,7 @@ import { GUEST_JS } from '../generated/guest-js.js'
 import { SandboxError } from '../errors.js'
 import { decodeWire } from '../runtime/wire.js'
 import type { GuestEntry } from '../sandbox/engine.js'
-import type { ExecutionJob, Limits } from '../sandbox/types.js'
+import type { ExecutionJob, GuestScript, HostHandler, Limits, SavedRealmSpec } from '../sandbox/types.js'
 
 /**
  * What the sandbox calls after the scripts: the prelude's entry function (defined with
@@ -51,6 +51,60 @@ export function stageJob(source: string, limits: Limits, stage: number): Executi
 /** The job of one registration execution: the script evaluated again (its top level replayed), then the registration entry. */
 export function registrationJob(source: string, limits: Limits, index: number, kind: 'event' | 'registered'): ExecutionJob {
   return jobOf(source, limits, registrationEntry(index, kind))
+}
+
+/**
+ * The jobs of one session's registration executions, starting from the interpreter its top level
+ * left (DESIGN.md §3): a worker that does not hold that state yet evaluates the prelude and the
+ * script, ends the top level with `__gearbox_gears_toplevel` (its host calls answered by
+ * `setupHost`, i.e. from the session's recording), saves the interpreter under `key`, and every
+ * later execution on that worker restores it and calls the registration entry directly.
+ */
+export class SavedRealmJobs {
+  readonly #scripts: readonly GuestScript[]
+  readonly #realm: SavedRealmSpec
+  readonly #jobs = new Map<string, ExecutionJob>()
+
+  constructor(
+    source: string,
+    private readonly limits: Limits,
+    key: string,
+    setupHost: () => HostHandler,
+  ) {
+    this.#scripts = [...GUEST_JS, { name: 'script.js', code: source }]
+    this.#realm = { key, scripts: this.#scripts.length, entry: { entry: '__gearbox_gears_toplevel', args: [] }, setupHost }
+  }
+
+  /**
+   * The job of one execution of the session's `index`-th registration. `event` is what the
+   * guest's gears.event call would answer (the reply text), handed over as the entry's argument.
+   */
+  job(index: number, kind: 'event' | 'registered', event: string, limits: Limits = this.limits): ExecutionJob {
+    const name = `${kind}:${index}`
+    let base = this.#jobs.get(name)
+    if (base === undefined) {
+      base = {
+        engine: 'quickjs',
+        scripts: this.#scripts,
+        preload: GUEST_JS.length,
+        entry: { entry: '__gearbox_gears_registration', args: [] },
+        limits: this.limits,
+        realm: this.#realm,
+      }
+      this.#jobs.set(name, base)
+    }
+    return { ...base, entry: { entry: '__gearbox_gears_registration', args: [Math.trunc(index), kind, false, event] }, limits }
+  }
+}
+
+/** A short hash of a script's source (FNV-1a, 32 bits, hex), for saved-realm keys. */
+export function sourceHash(source: string): string {
+  let hash = 0x811c9dc5
+  for (let i = 0; i < source.length; i++) {
+    hash ^= source.charCodeAt(i)
+    hash = Math.imul(hash, 0x01000193)
+  }
+  return (hash >>> 0).toString(16).padStart(8, '0')
 }
 
 /** What a script execution's entry says the script did: top-level code only, or a run() (its execution id). */

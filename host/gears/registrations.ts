@@ -23,12 +23,13 @@ import { createHostHandler, type HostOp } from '../runtime/handler.js'
 import type { GearsLogger } from '../runtime/logger.js'
 import { topLevelRecordingLimitMessage, type TopLevelRecording } from '../runtime/replay.js'
 import { replyValue, type WireValue } from '../runtime/wire.js'
-import type { Limits } from '../sandbox/types.js'
-import { DEFAULT_BATCH_SIZE, emitChars, FlowRequests, heldCost, parseEmit, withOps } from './batch-run.js'
+import type { HostHandler, Limits } from '../sandbox/types.js'
+import { DEFAULT_BATCH_SIZE, emitChars, FlowRequests, heldCost, parseEmit, withOps, type RegistrationIdSource } from './batch-run.js'
 import { prefixMatches, samePlanOf, type CompiledRegistration } from './flow.js'
 import type { ExecutionRegistry } from './executions.js'
-import { registrationJob } from './jobs.js'
 import type { RunDescription } from './plan.js'
+import { KeyLanes, type QueuedEvent, type RecordRead } from './key-lanes.js'
+import { registrationJob, SavedRealmJobs, sourceHash } from './jobs.js'
 import { readCommand, recordType } from './readers.js'
 import type { ExecutionStarter } from './session.js'
 import { StreamProcessor } from './streams.js'
@@ -100,6 +101,8 @@ export interface RegistrationHost {
   readonly streamScanIntervalMs?: number
   /** This host's id (stream consumer names; a restored registration keeps its id on every host). */
   readonly hostId?: string
+  /** false: executions evaluate the script again under replay instead of restoring its saved realm. Default true. */
+  readonly savedRealms?: boolean
 }
 
 /** A session: one script that registered, what its first run recorded, and the limits its executions get. */
@@ -135,10 +138,8 @@ class Registration {
   lastRunMs = 0
   totalRunMs = 0
   lastError: string | null = null
-  /** Events queued or running. */
-  pending = 0
-  /** The tail of each key's chain of events (deleted when it ran out). */
-  readonly keyChains = new Map<string, Promise<void>>()
+  /** KeysReader events queued or running, in per-key order, run in batches (key-lanes.ts). */
+  lanes: KeyLanes | undefined
   active = true
   /** A StreamReader registration's reader (gears/streams.ts). */
   stream: StreamProcessor | undefined
@@ -252,6 +253,30 @@ export interface CommandPathEntry {
   readonly keysPrefix: string | null
   readonly commands: readonly string[] | null
 }
+/** The registration ids a re-evaluated top level's register() calls get: its first run's, for the same flows. */
+function sameFlowAs(session: RegisteringSession): RegistrationIdSource {
+  return (index, compiled) => {
+    const first = session.registrations[index]
+    if (first === undefined || !samePlanOf(first.compiled, compiled)) {
+      throw new RegistrationError('the script registered a different flow when evaluated again: its top level must build the same flows every time')
+    }
+    return first.id
+  }
+}
+
+/** `limits` for one execution of `events` events: each event's CPU, wall and host-call budget. */
+function scaledLimits(limits: Limits, events: number): Limits {
+  if (events <= 1) return limits
+  let byCount = scaledLimitsCache.get(limits)
+  if (byCount === undefined) scaledLimitsCache.set(limits, (byCount = new Map()))
+  let scaled = byCount.get(events)
+  if (scaled === undefined) {
+    scaled = { ...limits, cpuMs: limits.cpuMs * events, wallMs: limits.wallMs * events, maxHostCalls: limits.maxHostCalls * events }
+    byCount.set(events, scaled)
+  }
+  return scaled
+}
+const scaledLimitsCache = new WeakMap<Limits, Map<number, Limits>>()
 
 /** The text a failed execution leaves in lastError / errors: a coded host error keeps its code. */
 function failureText(error: unknown): string {
@@ -310,6 +335,7 @@ export class RegistrationRegistry {
   readonly #registrations = new Map<string, Registration>()
   readonly #feed: KeyEventFeed | undefined
   #feedStarted: Promise<void> | undefined
+  readonly #savedJobs = new WeakMap<RegisteringSession, SavedRealmJobs>()
   #counter = 0
   #sessions = 0
   #closed = false
@@ -372,7 +398,9 @@ export class RegistrationRegistry {
         if (trigger !== null && this.hasTrigger(trigger, removed)) throw new RegistrationError('trigger already registered')
         const hook = compiled.command?.hook ?? null
         if (hook !== null) this.#checkHookOverride(hook, added, removed)
-        added.push(new Registration(id, index, compiled, session, this.#linker === undefined ? inactiveReasonOf(compiled) : null))
+        const r = new Registration(id, index, compiled, session, this.#linker === undefined ? inactiveReasonOf(compiled) : null)
+        if (compiled.keys !== undefined) r.lanes = this.#lanesOf(r)
+        added.push(r)
       }
       if (added.some((r) => r.inactiveReason === null && r.compiled.keys !== undefined)) await this.#startFeed()
     }
@@ -591,56 +619,53 @@ export class RegistrationRegistry {
     const link = this.#linker?.claim(shard, key, event)
     if (link === 'fence') return
     const lowered = event.toLowerCase()
+    const queueSize = this.#host.queueSize ?? REGISTRATION_QUEUE_SIZE
     for (const r of this.#registrations.values()) {
       r.stream?.keyEvent(key, lowered)
       const k = r.compiled.keys
-      if (k === undefined || !r.active || r.inactiveReason !== null) continue
+      const lanes = r.lanes
+      if (k === undefined || lanes === undefined || !r.active || r.inactiveReason !== null) continue
       // commands=: only events of those commands (of server clients) fire, linked to the command.
       const linked = link !== undefined && (k.commands !== null ? k.commands.includes(link.command) : r.compiled.mode === 'sync')
       if (k.commands !== null && !linked) continue
       if (r.compiled.mode === 'async_local' && !local && !linked) continue
       if (!prefixMatches(k.prefix, key)) continue
       if (k.eventTypes !== null && !k.eventTypes.includes(lowered)) continue
-      if (r.pending >= (this.#host.queueSize ?? REGISTRATION_QUEUE_SIZE)) {
+      if (lanes.pending >= queueSize) {
         r.numDropped++
         continue
       }
-      r.pending++
-      // The record is read now (reads leave in arrival order on the shard's internal connection),
-      // so it is as close to the event as pub/sub allows; a write right after may still show.
-      const record = this.#keyRecord(shard, key, event, k.readValue, k.keyTypes).then(
-        (value) => ({ ok: true as const, value }),
-        (error: unknown) => ({ ok: false as const, error }),
-      )
-      // Events of one key run in arrival order: each waits for the key's previous one.
-      const previous = r.keyChains.get(key) ?? Promise.resolve()
-      const ops = linked && k.commands !== null ? link.ops() : undefined
-      const next = previous.then(() => this.#keyExecution(r, shard, record, ops))
-      if (linked) link.track(next)
-      r.keyChains.set(key, next)
-      void next.finally(() => {
-        r.pending--
-        if (r.keyChains.get(key) === next) r.keyChains.delete(key)
-      })
+      // Without readValue and keyTypes the record is the event itself: nothing to read. Else it is
+      // read now (reads leave in arrival order on the shard's internal connection), so it is as
+      // close to the event as pub/sub allows; a write right after may still show.
+      const record: QueuedEvent['record'] =
+        !k.readValue && k.keyTypes === null
+          ? { key, event }
+          : this.#keyRecord(shard, key, event, k.readValue, k.keyTypes).then(
+              (value): RecordRead => ({ ok: true, value }),
+              (error: unknown): RecordRead => ({ ok: false, error }),
+            )
+      if (linked) {
+        // The client waits for this event's execution (its reply may be overridden): it runs alone.
+        let done!: () => void
+        link.track(new Promise<void>((resolve) => (done = resolve)))
+        lanes.push(key, { shard, record, linked: { ops: k.commands !== null ? link.ops() : undefined, done } })
+      } else lanes.push(key, { shard, record })
     }
   }
 
-  async #keyExecution(
-    r: Registration,
-    shard: ShardInfo,
-    read: Promise<{ ok: true; value: WireValue } | { ok: false; error: unknown }>,
-    ops?: Readonly<Record<string, HostOp>>,
-  ): Promise<void> {
-    const record = await read
-    if (!r.active || this.#closed) return
-    if (!record.ok) {
-      r.numTriggered++
-      r.numFailures++
-      r.lastError = failureText(record.error)
-      return
-    }
-    if (record.value === null) return // filtered out by keyTypes
-    await this.#execute(r, 'event', [record.value], shard, undefined, ops)
+  #lanesOf(r: Registration): KeyLanes {
+    return new KeyLanes({
+      active: () => r.active && !this.#closed,
+      readFailed: (error) => {
+        r.numTriggered++
+        r.numFailures++
+        r.lastError = failureText(error)
+      },
+      run: async (records, shard, ops) => {
+        await this.#execute(r, 'event', records, shard, undefined, ops)
+      },
+    })
   }
 
   /** The record RedisGears gives a KeysReader registration: {key, event} or {key, event, type, value}; null when keyTypes filters it out. */
@@ -656,7 +681,34 @@ export class RegistrationRegistry {
     return { key, event, type, value }
   }
 
-  /** One execution of registration `r`: the script re-evaluated under replay, then its entry. */
+  /**
+   * The jobs of `session`'s executions, which start from the interpreter its top level left: a
+   * worker builds that state once (the top level's host calls answered from the recording, so
+   * nothing repeats) and restores it for every execution (jobs.ts SavedRealmJobs).
+   */
+  #jobsOf(session: RegisteringSession): SavedRealmJobs {
+    let jobs = this.#savedJobs.get(session)
+    if (jobs !== undefined) return jobs
+    const host = this.#host
+    // Replayed calls touch neither Redis nor timers, so the setup handler holds nothing to dispose.
+    const setupHost = (): HostHandler =>
+      withOps(
+        createHostHandler({
+          backend: host.backend,
+          logger: host.logger,
+          config: host.config,
+          atomicRetries: host.atomicRetries,
+          maxReplyBytes: session.limits.maxReplyBytes,
+          topLevel: { mode: 'replay', recording: session.recording },
+        }),
+        new FlowRequests(sameFlowAs(session)).ops(),
+      )
+    jobs = new SavedRealmJobs(session.source, session.limits, `${session.id}:${sourceHash(session.source)}`, setupHost)
+    this.#savedJobs.set(session, jobs)
+    return jobs
+  }
+
+  /** One execution of registration `r`: its session's saved realm restored (or built), then its entry. */
   async #execute(
     r: Registration,
     kind: 'event' | 'registered',
@@ -667,24 +719,45 @@ export class RegistrationRegistry {
   ): Promise<Outcome> {
     const host = this.#host
     const session = r.session
-    const limits = session.limits
-    if (kind === 'event') r.numTriggered++
+    // A batch of events (key-lanes.ts) gets each event's CPU, wall and host-call budget.
+    const events = kind === 'event' ? records.length : 1
+    const limits = scaledLimits(session.limits, events)
+    if (kind === 'event') r.numTriggered += events
     const started = performance.now()
     const results: WireValue[] = []
     const errors: string[] = []
     let resultBytes = 0
-    const requests = new FlowRequests((index, compiled) => {
-      const first = session.registrations[index]
-      if (first === undefined || !samePlanOf(first.compiled, compiled)) {
-        throw new RegistrationError('the script registered a different flow when evaluated again: its top level must build the same flows every time')
-      }
-      return first.id
+    let failedWhole = false
+    // A KeysReader event's results are not kept (only its errors count).
+    const dropRecords = kind === 'event' && r.compiled.keys !== undefined
+    const event = replyValue({
+      steps: r.compiled.steps as unknown as WireValue,
+      displayCount: r.compiled.display.length,
+      profile: false,
+      batchSize: host.batchSize ?? DEFAULT_BATCH_SIZE,
+      emitChars: emitChars(limits),
+      records,
+      onRegistered: r.compiled.onRegistered,
+      keepFinal: true,
+      dropRecords,
     })
     // An event's execution is listed in the executions (registered, capped per registration).
     const listed =
       kind === 'event' && host.executions !== undefined
         ? host.executions.createRegistered(shard?.id ?? (await host.backend.currentShard()).id, executionPlan(r.compiled), r.id)
         : undefined
+    const onEmit = (payload: string): void => {
+      const emit = parseEmit(payload)
+      for (const e of emit.errors) errors.push(e)
+      if (dropRecords) return
+      resultBytes += heldCost(payload, emit)
+      if (resultBytes > limits.maxReplyBytes) {
+        errors.push(`the registration's results exceeded limits.maxReplyBytes (${limits.maxReplyBytes} bytes)`)
+        return
+      }
+      for (const rec of emit.records) results.push(rec)
+    }
+    const requests = new FlowRequests(sameFlowAs(session))
     const inner = createHostHandler({
       backend: host.backend,
       logger: host.logger,
@@ -692,44 +765,39 @@ export class RegistrationRegistry {
       atomicRetries: host.atomicRetries,
       maxReplyBytes: limits.maxReplyBytes,
       ...(shard === undefined ? {} : { shard }),
-      topLevel: { mode: 'replay', recording: session.recording },
+      ...(host.savedRealms === false ? { topLevel: { mode: 'replay' as const, recording: session.recording } } : {}),
       ...(commandOps === undefined ? {} : { ops: commandOps }),
     })
     const handler = withOps(inner, {
       ...requests.ops(),
       'gears.event': () => {
         requests.started = true
-        return replyValue({
-          steps: r.compiled.steps as unknown as WireValue,
-          displayCount: r.compiled.display.length,
-          profile: false,
-          batchSize: host.batchSize ?? DEFAULT_BATCH_SIZE,
-          emitChars: emitChars(limits),
-          records,
-          onRegistered: r.compiled.onRegistered,
-        })
+        return event
       },
       'gears.emit': (payload) => {
-        const emit = parseEmit(payload)
-        for (const e of emit.errors) errors.push(e)
-        resultBytes += heldCost(payload, emit)
-        if (resultBytes > limits.maxReplyBytes) {
-          errors.push(`the registration's results exceeded limits.maxReplyBytes (${limits.maxReplyBytes} bytes)`)
-          return 'vnull'
-        }
-        for (const rec of emit.records) results.push(rec)
+        onEmit(payload)
         return 'vnull'
       },
     })
+    // The saved-realm job hands the event over as the entry's argument and gets the last
+    // gears.emit payload back as the result: no host call for either. Its top level is behind it.
+    if (host.savedRealms !== false) requests.started = true
+    const job =
+      host.savedRealms === false
+        ? { ...registrationJob(session.source, limits, r.index, kind), limits }
+        : this.#jobsOf(session).job(r.index, kind, event, limits)
     const onAbort = (): void => handle.abort('the registration was unregistered with abortPending')
-    const handle = host.pool.start(registrationJob(session.source, limits, r.index, kind), handler)
+    const handle = host.pool.start(job, handler)
     signal?.addEventListener('abort', onAbort, { once: true })
     try {
       listed?.track(handle)
-      await handle.result
+      const result = await handle.result
+      if (result.startsWith('{"r":')) onEmit(result)
     } catch (error) {
       errors.push(failureText(error))
       if (error instanceof GearboxError && error instanceof AbortedError) r.numAborted++
+      // The execution failed as a whole: every event of its batch failed.
+      failedWhole = true
     } finally {
       signal?.removeEventListener('abort', onAbort)
       await handler.dispose()
@@ -741,14 +809,14 @@ export class RegistrationRegistry {
       listed.finish()
     }
     if (kind === 'event') {
-      r.lastRunMs = ms
+      r.lastRunMs = ms / events
       r.totalRunMs += ms
+      // Each record fails at most once (a failing step skips the later ones): failures are events.
+      const failures = failedWhole ? events : Math.min(events, errors.length)
+      r.numSuccess += events - failures
+      r.numFailures += failures
       const first = errors[0]
-      if (first === undefined) r.numSuccess++
-      else {
-        r.numFailures++
-        r.lastError = first
-      }
+      if (first !== undefined) r.lastError = first
     }
     return { results, errors }
   }
@@ -757,11 +825,11 @@ export class RegistrationRegistry {
   async close(): Promise<void> {
     this.#closed = true
     for (const r of this.#registrations.values()) r.active = false
-    const chains = [...this.#registrations.values()].flatMap((r) => [...r.keyChains.values()])
     const streams = [...this.#registrations.values()].flatMap((r) => (r.stream === undefined ? [] : [r.stream.stop()]))
+    const lanes = [...this.#registrations.values()].flatMap((r) => (r.lanes === undefined ? [] : [r.lanes]))
     this.#registrations.clear()
     await Promise.allSettled(streams)
     await this.#feed?.close()
-    await Promise.allSettled(chains)
+    await Promise.allSettled(lanes.map((l) => l.idle()))
   }
 }

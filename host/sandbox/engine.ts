@@ -68,6 +68,14 @@ export interface EngineCounters {
   readonly realmBuilds: number
   /** Runs that ended by restoring their realm's snapshot (the realm then serves the next run). */
   readonly snapshotRestores: number
+  /** Interpreter states saved under a key ({@link GuestEngine.save}: a session's realm after its top level). Absent: 0. */
+  readonly realmSaves?: number
+  /** Runs that started from a saved state instead of evaluating its scripts again. Absent: 0. */
+  readonly savedRealmStarts?: number
+  /** Times a waiting run was set aside ({@link GuestEngine.park}). Absent: 0. */
+  readonly parks?: number
+  /** Memory the parked runs hold now (bytes). Absent: 0. */
+  readonly parkedBytes?: number
 }
 
 /** A realm handed to one run: a fresh interpreter with its prelude evaluated. */
@@ -98,7 +106,9 @@ export interface GuestRealm {
 
 /**
  * One engine inside one worker: keeps a realm prepared off the critical path, hands it to a run,
- * and takes it back (restoring its snapshot, or disposing it).
+ * and takes it back (restoring its snapshot, or disposing it). Saved realms (hasSaved/save) and
+ * parked runs (park/unpark/discardParked) are optional: without them, a job with a realm evaluates
+ * its scripts every time, and a waiting run keeps its worker.
  */
 export interface GuestEngine {
   readonly name: EngineName
@@ -106,8 +116,36 @@ export interface GuestEngine {
   fits(memoryBytes: number, scripts: readonly GuestScript[], preload: number): boolean
   /** Makes a realm ready with `preload` evaluated in it (and snapshotted, where the engine can). */
   prepare(memoryBytes: number, preload: readonly GuestScript[]): Promise<void>
-  /** Hands over the prepared realm (call {@link fits} or {@link prepare} first). */
-  take(): GuestRealm
+  /**
+   * Whether the prepared realm has a state saved under `key` ({@link save}) and can take a job
+   * with this memory budget: the job then starts from that state.
+   */
+  hasSaved?(memoryBytes: number, key: string): boolean
+  /**
+   * Hands over the prepared realm (call {@link fits} or {@link prepare} first); with `key` (call
+   * {@link hasSaved} first), in the state saved under it, its `preloaded` counting the scripts
+   * that state includes.
+   */
+  take(key?: string): GuestRealm
+  /**
+   * Saves `realm`'s interpreter as it is now under `key`, as the state of its first `scripts`
+   * scripts: later jobs with that key start from it instead of evaluating them ({@link take}),
+   * and this run's realm returns to it when released. Call it between calls into the guest, with
+   * no promise of the run pending. False when the engine cannot (the run goes on unsaved).
+   * Engines bound what they keep (least recently used states go first).
+   */
+  save?(realm: GuestRealm, key: string, scripts: number): boolean
+  /**
+   * Sets the active run's realm aside while the run waits for async host replies (DESIGN.md §3
+   * "parked executions"), so that other runs can use the engine; false when it cannot (the run
+   * then keeps the engine while it waits). The realm's state is kept as bytes, accounted in
+   * `parkedBytes`.
+   */
+  park?(realm: GuestRealm): boolean
+  /** Makes a parked realm the active one again, as it was; false when its state is lost (the run fails). Only with no run active. */
+  unpark?(realm: GuestRealm): boolean
+  /** Forgets a parked realm without touching the engine's memory (its run was stopped). */
+  discardParked?(realm: GuestRealm): void
   /** After a run: restore the realm's snapshot (it serves the next run) or retire it. */
   release(realm: GuestRealm): void
   /** Disposes retired realms (off the critical path). */

@@ -5,7 +5,7 @@
  */
 
 // Contract
-export type { ExecutionHandle, ExecutionJob, GuestScript, HostHandler, Limits, SandboxJob, SandboxRunHandle } from './types.js'
+export type { ExecutionHandle, ExecutionJob, GuestScript, HostHandler, Limits, SandboxJob, SandboxRunHandle, SavedRealmSpec } from './types.js'
 export type { EngineCounters, EngineName, EngineTraits, EntryArg, GuestEntry, WireCodec, WireValue } from './engine.js'
 export { DEFAULT_ENGINE, engineTraits, wireCodec } from './engines/index.js'
 export { DEFAULT_LIMITS, INTERPRETER_BASE_BYTES, MAX_STACK_BYTES, resolveLimits } from './limits.js'

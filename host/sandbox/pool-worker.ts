@@ -7,11 +7,11 @@ import { CpuLimitError, GearboxError, ReplyLimitError, SandboxError, WallLimitEr
 import type { SandboxRun } from './sandbox-run.js'
 import type { EngineCounters } from './engine.js'
 import type { PlatformWorker, SandboxPlatform } from './platform.js'
-import { errorFromWire, type FromWorkerMessage, type WireScript } from './protocol.js'
+import { errorFromWire, type FromWorkerMessage, type WireOutcome, type WireScript } from './protocol.js'
 import { newReplyBuffer, ReplyWriter, type GrowableSharedArrayBuffer } from './reply-channel.js'
 import { newRequestBuffer, RequestReader, requestChannelSupported } from './request-channel.js'
-import { clockWords, nowMs, PREPARED, readInterpreterMs, REALM_BUILDS, SNAPSHOT_RESTORES, STATE_BYTES, stateWords, STOP } from './shared-state.js'
-import type { GuestScript } from './types.js'
+import { clockWords, nowMs, PREPARED, readInterpreterMs, PARKED_KIB, PARKS, REALM_BUILDS, REALM_SAVES, SAVED_REALM_STARTS, SNAPSHOT_RESTORES, STATE_BYTES, stateWords, STOP } from './shared-state.js'
+import type { GuestScript, HostHandler } from './types.js'
 import { exceedsUtf8Bytes } from './utf8.js'
 
 /**
@@ -72,6 +72,19 @@ export class PoolWorker {
   /** {@link PoolWorker.takeRequests} is on the stack. */
   private taking = false
   private current: SandboxRun | undefined
+  /** Every run handed to this worker that it has not reported done: the current one, parked ones, ones waiting there. */
+  private readonly assigned = new Map<number, SandboxRun>()
+  /**
+   * The job sent last, until the worker reported it active, parked or done. A worker that was
+   * running a resumed run when it arrived starts it later, with an `active` message; one that was
+   * idle starts it at once, without one: when the run main thought current parks or ends, this
+   * job is what the worker runs.
+   */
+  private expected: SandboxRun | undefined
+  /** Wall-limit timers of parked runs (the watchdog watches the current run only). */
+  private readonly parkTimers = new Map<number, Timer>()
+  /** Answers the current run's host calls while it builds its saved realm (SandboxJob.realm.setupHost). */
+  private setupHost: HostHandler | undefined
   /** A sync host call is being answered (the worker is blocked on the reply channel). */
   private syncPending = false
   private watchdog: Timer | undefined
@@ -124,8 +137,15 @@ export class PoolWorker {
   }
 
   /** The engine counters the worker last published (see worker-loop.ts). */
-  counters(): EngineCounters {
-    return { realmBuilds: Atomics.load(this.words, REALM_BUILDS), snapshotRestores: Atomics.load(this.words, SNAPSHOT_RESTORES) }
+  counters(): Required<EngineCounters> {
+    return {
+      realmBuilds: Atomics.load(this.words, REALM_BUILDS),
+      snapshotRestores: Atomics.load(this.words, SNAPSHOT_RESTORES),
+      realmSaves: Atomics.load(this.words, REALM_SAVES),
+      savedRealmStarts: Atomics.load(this.words, SAVED_REALM_STARTS),
+      parks: Atomics.load(this.words, PARKS),
+      parkedBytes: Atomics.load(this.words, PARKED_KIB) * 1024,
+    }
   }
 
   /** Whether the worker holds a fresh interpreter (its next job skips the ~0.1 ms setup). */
@@ -139,6 +159,8 @@ export class PoolWorker {
     if (worker === undefined || this.status !== 'idle') throw new Error('PoolWorker.run on a worker that is not idle')
     this.status = 'busy'
     this.current = execution
+    this.expected = execution
+    this.assigned.set(execution.id, execution)
     execution.stopRunning = (error) => this.stop(execution, error)
     Atomics.store(this.words, STOP, 0)
     const { job } = execution
@@ -150,11 +172,18 @@ export class PoolWorker {
     }
     const scripts = this.wireScripts(job.scripts)
     const preload = job.preload ?? 0
-    worker.postMessage(
-      replyData === undefined
-        ? { t: 'run', id: execution.id, scripts, entry: job.entry, limits, preload }
-        : { t: 'run', id: execution.id, scripts, entry: job.entry, limits, preload, replyData },
-    )
+    this.setupHost = undefined
+    const realm = job.realm === undefined ? undefined : { key: job.realm.key, scripts: job.realm.scripts, entry: job.realm.entry }
+    worker.postMessage({
+      t: 'run',
+      id: execution.id,
+      scripts,
+      entry: job.entry,
+      limits,
+      preload,
+      ...(replyData === undefined ? {} : { replyData }),
+      ...(realm === undefined ? {} : { realm }),
+    })
     execution.startedAtMs = nowMs()
     this.listen()
     this.armWatchdog(execution, Math.min(limits.wallMs, limits.cpuMs + CPU_GRACE_MS))
@@ -168,9 +197,15 @@ export class PoolWorker {
   stop(execution: SandboxRun, error: GearboxError): void {
     if (execution.settled) return
     execution.reject(error)
-    if (execution !== this.current || this.platformWorker === undefined) return
+    if (execution !== this.current) {
+      // Parked, or waiting in the worker: it ends there without running again.
+      this.clearParkTimer(execution.id)
+      if (this.assigned.has(execution.id)) this.platformWorker?.postMessage({ t: 'stop', id: execution.id })
+      return
+    }
+    if (this.platformWorker === undefined) return
     this.clearWatchdog()
-    Atomics.store(this.words, STOP, 1)
+    Atomics.store(this.words, STOP, execution.id)
     if (this.syncPending) {
       this.syncPending = false
       this.reply.writeStopped()
@@ -224,21 +259,104 @@ export class PoolWorker {
       case 'done':
         this.onDone(message)
         break
+      case 'parked':
+        this.onParked(message.id)
+        break
+      case 'active':
+        this.onActive(message.id)
+        break
+      case 'setup': {
+        const execution = this.current
+        if (execution === undefined || execution.id !== message.id) break
+        this.setupHost = message.on ? execution.job.realm?.setupHost() : undefined
+        break
+      }
     }
   }
 
+  /** The current run waits for async replies, set aside in the worker: the worker takes other jobs. */
+  private onParked(id: number): void {
+    const execution = this.current
+    if (execution === undefined || execution.id !== id) return
+    this.clearWatchdog()
+    this.current = undefined
+    this.setupHost = undefined
+    this.syncPending = false
+    if (!execution.settled) {
+      const wallMs = execution.job.limits.wallMs
+      const leftMs = Math.max(0, execution.startedAtMs + wallMs - nowMs())
+      this.parkTimers.set(
+        id,
+        setTimeout(() => {
+          this.parkTimers.delete(id)
+          this.stop(execution, new WallLimitError(`execution exceeded limits.wallMs (${wallMs} ms)`))
+        }, leftMs),
+      )
+    }
+    if (this.expected === execution) this.expected = undefined
+    if (this.takeExpected()) return
+    this.status = 'idle'
+    this.idleSinceMs = nowMs()
+    this.owner.onIdle(this)
+  }
+
+  /** After the current run parked or ended: the job the worker runs next, if one was sent meanwhile. */
+  private takeExpected(): boolean {
+    const next = this.expected
+    if (next === undefined || !this.assigned.has(next.id)) {
+      this.expected = undefined
+      return false
+    }
+    this.current = next
+    this.status = 'busy'
+    const { wallMs, cpuMs } = next.job.limits
+    this.armWatchdog(next, Math.max(0, Math.min(next.startedAtMs + wallMs - nowMs(), cpuMs + CPU_GRACE_MS)))
+    this.listen()
+    return true
+  }
+
+  /** The worker runs `id` now (a parked run resumed, or a job that waited there). */
+  private onActive(id: number): void {
+    const execution = this.assigned.get(id)
+    if (execution === undefined || this.status === 'dead') return
+    this.clearParkTimer(id)
+    this.clearWatchdog()
+    if (this.expected === execution) this.expected = undefined
+    this.current = execution
+    this.setupHost = undefined
+    this.status = 'busy'
+    const { wallMs, cpuMs } = execution.job.limits
+    const wallLeftMs = execution.startedAtMs + wallMs - nowMs()
+    this.armWatchdog(execution, Math.max(0, Math.min(wallLeftMs, cpuMs + CPU_GRACE_MS - readInterpreterMs(this.clock))))
+    this.listen()
+  }
+
+  private clearParkTimer(id: number): void {
+    const timer = this.parkTimers.get(id)
+    if (timer !== undefined) clearTimeout(timer)
+    this.parkTimers.delete(id)
+  }
+
   private onDone(message: Extract<FromWorkerMessage, { t: 'done' }>): void {
+    const finished = this.assigned.get(message.id)
+    this.assigned.delete(message.id)
+    this.clearParkTimer(message.id)
+    if (this.expected === finished) this.expected = undefined
+    if (finished !== undefined && finished !== this.current) {
+      // A parked run stopped or lost in the worker, or a waiting job stopped there.
+      settle(finished, message.outcome)
+      return
+    }
     const execution = this.current
     if (execution === undefined || execution.id !== message.id || this.status !== 'busy') return
     this.clearWatchdog()
     if (this.killTimer !== undefined) clearTimeout(this.killTimer)
     this.killTimer = undefined
     this.current = undefined
+    this.setupHost = undefined
     this.syncPending = false
-    const { outcome } = message
-    if (outcome.ok) execution.resolve(outcome.value)
-    else if ('error' in outcome) execution.reject(errorFromWire(outcome.error))
-    else execution.reject(new SandboxError('execution stopped'))
+    settle(execution, message.outcome)
+    if (this.takeExpected()) return
     this.status = 'idle'
     this.idleSinceMs = nowMs()
     this.owner.onIdle(this)
@@ -253,7 +371,7 @@ export class PoolWorker {
     this.syncPending = true
     let answer: Promise<string> | string
     try {
-      answer = execution.host.call(op, payload, 'sync')
+      answer = (this.setupHost ?? execution.host).call(op, payload, 'sync')
     } catch (error) {
       this.stop(execution, hostFailure(error))
       return
@@ -338,18 +456,19 @@ export class PoolWorker {
   }
 
   private onAsyncCall(id: number, call: number, op: string, payload: string): void {
-    const execution = this.current
-    if (execution === undefined || execution.settled || execution.id !== id) return
+    // The run may be parked by the time the reply comes: replies go by run id.
+    const execution = this.assigned.get(id)
+    if (execution === undefined || execution.settled) return
     let answer: Promise<string> | string
     try {
-      answer = execution.host.call(op, payload, 'async')
+      answer = (this.setupHost ?? execution.host).call(op, payload, 'async')
     } catch (error) {
       this.stop(execution, hostFailure(error))
       return
     }
     Promise.resolve(answer).then(
       (value: unknown) => {
-        if (execution.settled || execution !== this.current) return
+        if (execution.settled || this.assigned.get(id) !== execution) return
         if (typeof value !== 'string') {
           this.stop(execution, new SandboxError(`HostHandler.call must return a string, got ${typeof value}`))
           return
@@ -425,6 +544,10 @@ export class PoolWorker {
     const execution = this.current
     this.current = undefined
     execution?.reject(error)
+    for (const run of this.assigned.values()) run.reject(error)
+    this.assigned.clear()
+    for (const timer of this.parkTimers.values()) clearTimeout(timer)
+    this.parkTimers.clear()
   }
 
   /** Large scripts go to a worker once; later jobs name their cache slot. */
@@ -453,6 +576,13 @@ export class PoolWorker {
     }
     return out
   }
+}
+
+/** Settles `execution` with what the worker reported. */
+function settle(execution: SandboxRun, outcome: WireOutcome): void {
+  if (outcome.ok) execution.resolve(outcome.value)
+  else if ('error' in outcome) execution.reject(errorFromWire(outcome.error))
+  else execution.reject(new SandboxError('execution stopped'))
 }
 
 function hostFailure(error: unknown): GearboxError {

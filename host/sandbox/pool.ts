@@ -88,8 +88,7 @@ export class SandboxPool implements PoolWorkerOwner {
   private settledCount = 0
   private startFailures = 0
   /** Engine counters of workers that are gone. */
-  private goneRealmBuilds = 0
-  private goneSnapshotRestores = 0
+  private gone: Required<EngineCounters> = { realmBuilds: 0, snapshotRestores: 0, realmSaves: 0, savedRealmStarts: 0, parks: 0, parkedBytes: 0 }
 
   private constructor(
     private readonly platform: SandboxPlatform,
@@ -131,7 +130,9 @@ export class SandboxPool implements PoolWorkerOwner {
     if (host === null || typeof host !== 'object' || typeof host.call !== 'function') {
       throw new InvalidArgumentError('host must be a HostHandler with a call(op, payload, mode) method')
     }
-    const execution = new SandboxRun(++this.lastId, checked, host, () => this.settledCount++)
+    // Ids fit the shared stop word (Int32, 0 = none).
+    this.lastId = this.lastId >= 0x7fffffff ? 1 : this.lastId + 1
+    const execution = new SandboxRun(this.lastId, checked, host, () => this.settledCount++)
     this.queue.push(execution)
     this.dispatch()
     return { result: execution.result, abort: (reason?: string) => this.abort(execution, reason) }
@@ -156,18 +157,12 @@ export class SandboxPool implements PoolWorkerOwner {
   /**
    * The engines' counters summed over the workers, gone ones included: `realmBuilds` (realms
    * built from scratch: flat while the preloaded scripts stay the same) and `snapshotRestores`
-   * (one per execution when the snapshot path is taken). A worker publishes them right after it
+   * (one per execution when the snapshot path is taken), `realmSaves` (session realms saved after
+   * their top level) and `savedRealmStarts` (runs that started from one). A worker publishes them right after it
    * reported a result, so they may trail the results by a moment.
    */
-  engineCounters(): EngineCounters {
-    let realmBuilds = this.goneRealmBuilds
-    let snapshotRestores = this.goneSnapshotRestores
-    for (const worker of this.workers) {
-      const counters = worker.counters()
-      realmBuilds += counters.realmBuilds
-      snapshotRestores += counters.snapshotRestores
-    }
-    return { realmBuilds, snapshotRestores }
+  engineCounters(): Required<EngineCounters> {
+    return this.workers.reduce((sum, worker) => addCounters(sum, worker.counters()), this.gone)
   }
 
   /**
@@ -201,9 +196,8 @@ export class SandboxPool implements PoolWorkerOwner {
     const index = this.workers.indexOf(worker)
     if (index >= 0) {
       this.workers.splice(index, 1)
-      const counters = worker.counters()
-      this.goneRealmBuilds += counters.realmBuilds
-      this.goneSnapshotRestores += counters.snapshotRestores
+      // What a gone worker had parked is gone with it.
+      this.gone = addCounters(this.gone, { ...worker.counters(), parkedBytes: 0 })
     }
     if (this.closing !== undefined) return
     if (startFailed) this.startFailures++
@@ -293,6 +287,7 @@ export class SandboxPool implements PoolWorkerOwner {
     if (job.preload !== undefined && (!Number.isSafeInteger(job.preload) || job.preload < 0 || job.preload > job.scripts.length)) {
       throw new InvalidArgumentError(`job.preload must be an integer from 0 to job.scripts.length (got ${String(job.preload)})`)
     }
+    if (job.realm !== undefined) checkRealm(job)
     const known = this.checkedLimits.get(job.limits)
     const limits = known ?? resolveLimits(job.limits)
     // resolveLimits bounds the stack by the default engine; the job's engine may allow less.
@@ -306,6 +301,29 @@ export class SandboxPool implements PoolWorkerOwner {
     }
     return limits === job.limits ? job : { ...job, limits }
   }
+}
+
+function addCounters(a: Required<EngineCounters>, b: Required<EngineCounters>): Required<EngineCounters> {
+  return {
+    realmBuilds: a.realmBuilds + b.realmBuilds,
+    snapshotRestores: a.snapshotRestores + b.snapshotRestores,
+    realmSaves: a.realmSaves + b.realmSaves,
+    savedRealmStarts: a.savedRealmStarts + b.savedRealmStarts,
+    parks: a.parks + b.parks,
+    parkedBytes: a.parkedBytes + b.parkedBytes,
+  }
+}
+
+function checkRealm(job: SandboxJob): void {
+  const realm = job.realm
+  if (realm === null || typeof realm !== 'object') throw new InvalidArgumentError('job.realm must be {key, scripts, entry, setupHost}')
+  if (typeof realm.key !== 'string' || realm.key === '') throw new InvalidArgumentError('job.realm.key must be a non-empty string')
+  const preload = job.preload ?? 0
+  if (!Number.isSafeInteger(realm.scripts) || realm.scripts < preload || realm.scripts > job.scripts.length) {
+    throw new InvalidArgumentError(`job.realm.scripts must be an integer from job.preload to job.scripts.length (got ${String(realm.scripts)})`)
+  }
+  if (!isGuestEntry(realm.entry)) throw new InvalidArgumentError('job.realm.entry must be {entry: string, args: array of data}')
+  if (typeof realm.setupHost !== 'function') throw new InvalidArgumentError('job.realm.setupHost must be a function returning a HostHandler')
 }
 
 /** A {@link GuestEntry}: a name and data arguments every engine can pass to its language. */

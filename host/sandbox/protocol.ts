@@ -30,6 +30,13 @@ export interface WireScript {
   readonly slot?: number
 }
 
+/** SandboxJob.realm as sent to a worker. */
+export interface WireRealm {
+  readonly key: string
+  readonly scripts: number
+  readonly entry: GuestEntry
+}
+
 /** Main thread → worker. */
 export type ToWorkerMessage =
   | {
@@ -53,6 +60,8 @@ export type ToWorkerMessage =
       readonly preload: number
       /** A larger reply buffer, when this job's maxReplyBytes outgrew the current one. */
       readonly replyData?: SharedArrayBuffer
+      /** The job's saved realm (SandboxJob.realm without its main-side host). */
+      readonly realm?: WireRealm
     }
   | { readonly t: 'reply'; readonly id: number; readonly call: number; readonly value: string }
   | { readonly t: 'stop'; readonly id: number }
@@ -72,6 +81,18 @@ export type FromWorkerMessage =
   /** An async host call; answered by a `reply` message with the same `call` number. */
   | { readonly t: 'start'; readonly id: number; readonly call: number; readonly op: string; readonly payload: string }
   | { readonly t: 'done'; readonly id: number; readonly outcome: WireOutcome }
+  /**
+   * The run starts (`on`) or ended (`!on`) building its saved realm: host calls in between go to
+   * the job's `realm.setupHost`.
+   */
+  | { readonly t: 'setup'; readonly id: number; readonly on: boolean }
+  /** The run only waits for async replies: the worker set it aside and takes other jobs. */
+  | { readonly t: 'parked'; readonly id: number }
+  /**
+   * The worker now runs `id` (a parked run resumed, or a job that waited): its sync calls are
+   * that run's. A job started on arrival is active without this message.
+   */
+  | { readonly t: 'active'; readonly id: number }
 
 /** A {@link GearboxError} as data. */
 export interface WireError {

@@ -10,7 +10,7 @@ export const STATE_BYTES = 80
 const WORD_COUNT = 16
 
 // Int32 slots.
-/** 1 when the main thread wants the current execution stopped (polled by the interrupt handler). */
+/** The id of the run the main thread wants stopped, or 0 (polled by the interrupt handler; a run stops only for its own id). */
 export const STOP = 0
 /** 1 while the worker holds a fresh interpreter ready for the next job. */
 export const PREPARED = 1
@@ -33,6 +33,14 @@ export const POSTED = 8
 export const REALM_BUILDS = 9
 /** Runs whose realm was restored from its snapshot afterwards (the pool's stats sum them). */
 export const SNAPSHOT_RESTORES = 10
+/** States the worker's engine saved under a key (a session's realm after its top level). */
+export const REALM_SAVES = 11
+/** Runs that started from a saved state (the pool's stats sum them). */
+export const SAVED_REALM_STARTS = 12
+/** Runs the worker's engine parked (set aside while they waited). */
+export const PARKS = 13
+/** KiB the worker's parked runs hold now. */
+export const PARKED_KIB = 14
 
 export const REPLY_OK = 0
 /** The execution ended on the main side; the worker must unwind instead of reading a reply. */
@@ -117,6 +125,14 @@ export class InterpreterClock {
     this.segmentStart = 0
     this.words[SEGMENT_START] = 0
     this.words[CPU_USED] = this.usedMs
+  }
+
+  /** Continues a run's clock from `usedMs` (a parked run resuming), paused. */
+  restore(usedMs: number): void {
+    this.usedMs = usedMs
+    this.segmentStart = 0
+    this.words[SEGMENT_START] = 0
+    this.words[CPU_USED] = usedMs
   }
 
   /** Interpreter milliseconds so far, including the running stretch. */

@@ -49,6 +49,29 @@ export interface SandboxJob {
    * runs outside the job's CPU clock, before the job arrives.
    */
   readonly preload?: number
+  /**
+   * Keep the interpreter after the first `realm.scripts` scripts and start later jobs with the
+   * same `realm.key` from it (DESIGN.md §3: a registration's executions start from the state its
+   * session's top level left, without running the top level again).
+   */
+  readonly realm?: SavedRealmSpec
+}
+
+/**
+ * A job's saved realm. A worker without the state evaluates the first `scripts` scripts, calls
+ * `entry` (which finishes their work, e.g. waits for what the top level started; its string
+ * result is dropped), saves the interpreter under `key`, and goes on with the job's own entry.
+ * The host calls made until then are answered by `setupHost` instead of the job's handler (a
+ * session answers them from the recording of its first run: no side effect repeats).
+ */
+export interface SavedRealmSpec {
+  /** Names the state: jobs with the same key must have the same leading scripts (e.g. session id + source hash). */
+  readonly key: string
+  /** Leading scripts the state includes (at least the job's `preload`). */
+  readonly scripts: number
+  readonly entry: GuestEntry
+  /** Made when a worker has to build the state; answers that build's host calls. Main side only. */
+  readonly setupHost: () => HostHandler
 }
 
 /**

@@ -12,9 +12,9 @@ import type { WorkerPort } from './platform.js'
 import type { ToWorkerMessage } from './protocol.js'
 import { ReplyReader } from './reply-channel.js'
 import { RequestWriter } from './request-channel.js'
-import { InterpreterClock, PREPARED, REALM_BUILDS, SNAPSHOT_RESTORES, stateWords } from './shared-state.js'
+import { InterpreterClock, PARKED_KIB, PARKS, PREPARED, REALM_BUILDS, REALM_SAVES, SAVED_REALM_STARTS, SNAPSHOT_RESTORES, stateWords } from './shared-state.js'
 import type { GuestScript } from './types.js'
-import { WorkerRun, type WorkerRunEnv } from './worker-run.js'
+import { WorkerRun, type RunSetup, type WorkerRunEnv } from './worker-run.js'
 
 type RunMessage = Extract<ToWorkerMessage, { t: 'run' }>
 
@@ -22,6 +22,15 @@ class SandboxWorker {
   private env: WorkerRunEnv | undefined
   private readonly engine: GuestEngine
   private current: WorkerRun | undefined
+  /** A job between its message and its start (its realm being prepared). */
+  private starting = false
+  /** Runs set aside while they wait for async replies, by id. */
+  private readonly parked = new Map<number, WorkerRun>()
+  /** Replies that arrived for parked runs, in order. */
+  private readonly parkedReplies = new Map<number, { call: number; value: string }[]>()
+  /** Work that arrived while the worker was busy: jobs, and parked runs with replies to resume. */
+  private readonly waiting: ({ readonly job: RunMessage } | { readonly resume: number })[] = []
+  private nextScheduled = false
   /** Serialises engine preparation (module creation is async) with job starts. */
   private preparing: Promise<void> = Promise.resolve()
   /** Memory budget of the last job: the next realm is prepared for it. */
@@ -56,13 +65,19 @@ class SandboxWorker {
         this.init(message.state, message.replyData, message.requestData, message.memoryBytes)
         break
       case 'run':
-        this.run(message)
+        // The pool may send a job while a parked run resumed here: it waits its turn.
+        if (this.busy || this.waiting.length > 0) {
+          this.waiting.push({ job: message })
+          this.scheduleNext()
+        } else this.run(message)
         break
       case 'reply':
         if (this.current?.id === message.id) this.current.onReply(message.call, message.value)
+        else if (this.parked.has(message.id)) this.replyToParked(message.id, message.call, message.value)
         break
       case 'stop':
         if (this.current?.id === message.id) this.current.onStop()
+        else this.stopWaiting(message.id)
         break
     }
   }
@@ -82,15 +97,136 @@ class SandboxWorker {
     void this.prepareNext().then(() => this.port.postMessage({ t: 'ready' }))
   }
 
+  private get busy(): boolean {
+    return this.current !== undefined || this.starting
+  }
+
+  // Parked runs (DESIGN.md §3) -------------------------------------------------------------------
+
+  /** The active run only waits for async replies: its realm is set aside and the worker takes other work. */
+  private onWaiting(run: WorkerRun): void {
+    if (this.current !== run || this.env === undefined) return
+    if (this.engine.park?.(run.realm) !== true) return // It keeps the worker while it waits (engine refused).
+    run.park()
+    this.current = undefined
+    this.parked.set(run.id, run)
+    this.port.postMessage({ t: 'parked', id: run.id })
+    this.publishCounters()
+    Atomics.store(this.env.words, PREPARED, 1)
+    this.scheduleNext()
+  }
+
+  private replyToParked(id: number, call: number, value: string): void {
+    let replies = this.parkedReplies.get(id)
+    if (replies === undefined) {
+      this.parkedReplies.set(id, (replies = []))
+      this.waiting.push({ resume: id })
+    }
+    replies.push({ call, value })
+    this.scheduleNext()
+  }
+
+  /** A stop for a run that is parked or still queued here: it ends without running again. */
+  private stopWaiting(id: number): void {
+    const run = this.parked.get(id)
+    if (run !== undefined) {
+      this.parked.delete(id)
+      this.parkedReplies.delete(id)
+      this.engine.discardParked?.(run.realm)
+      run.abandon()
+      this.publishCounters()
+    }
+    const index = this.waiting.findIndex((item) => ('resume' in item ? item.resume === id : item.job.id === id))
+    if (index >= 0) {
+      const [item] = this.waiting.splice(index, 1)
+      if (item !== undefined && 'job' in item) this.port.postMessage({ t: 'done', id, outcome: { ok: false, stopped: true } })
+    }
+  }
+
+  private scheduleNext(): void {
+    if (this.nextScheduled) return
+    this.nextScheduled = true
+    queueMicrotask(() => {
+      this.nextScheduled = false
+      this.next()
+    })
+  }
+
+  /** Takes the next waiting work (a parked run with replies, or a job) when the worker is free. */
+  private next(): void {
+    while (!this.busy) {
+      const item = this.waiting.shift()
+      if (item === undefined) return
+      if ('job' in item) {
+        // The pool learns which run the worker's sync calls now belong to.
+        this.port.postMessage({ t: 'active', id: item.job.id })
+        this.run(item.job)
+      } else {
+        this.resume(item.resume)
+      }
+    }
+  }
+
+  private resume(id: number): void {
+    const run = this.parked.get(id)
+    const replies = this.parkedReplies.get(id) ?? []
+    this.parkedReplies.delete(id)
+    if (run === undefined || this.env === undefined) return
+    this.parked.delete(id)
+    Atomics.store(this.env.words, PREPARED, 0)
+    if (this.engine.unpark?.(run.realm) !== true) {
+      run.abandon({ code: 'ERR_GEARBOX_SANDBOX', message: "the parked execution's interpreter was lost (its engine failed while it waited)" })
+      this.publishCounters()
+      return
+    }
+    this.current = run
+    this.port.postMessage({ t: 'active', id })
+    run.resume()
+    this.publishCounters()
+    for (let i = 0; i < replies.length; i++) {
+      if (this.current !== run) {
+        // Parked again (or finished) before the rest of its replies: they wait for the next resume.
+        if (this.parked.has(id)) {
+          this.parkedReplies.set(id, replies.slice(i))
+          this.waiting.push({ resume: id })
+          this.scheduleNext()
+        }
+        return
+      }
+      const reply = replies[i]!
+      run.onReply(reply.call, reply.value)
+    }
+  }
+
+  // Jobs ---------------------------------------------------------------------------------------
+
   private run(message: RunMessage): void {
     const env = this.env
     if (env === undefined) throw new Error('sandbox worker received a job before init')
+    this.starting = true
     if (message.replyData !== undefined) env.reply.replaceBuffer(message.replyData)
     Atomics.store(env.words, PREPARED, 0)
     this.engine.disposeRetired()
     const scripts = this.resolveScripts(message)
     this.memoryBytes = message.limits.memoryBytes
     this.preload = scripts.slice(0, message.preload)
+    const saved = message.realm?.key
+    if (saved !== undefined && this.engine.hasSaved?.(this.memoryBytes, saved) === true) {
+      this.start(message, scripts, env, saved)
+      return
+    }
+    if (message.realm !== undefined) {
+      // A realm to build: on a realm with exactly the job's preload (prepare() keeps one that has
+      // it), so that later jobs, with or without the realm, find that realm prepared.
+      const { memoryBytes, preload } = this
+      this.preparing = this.preparing
+        .then(() => this.engine.prepare(memoryBytes, preload))
+        .then(
+          () => this.start(message, scripts, env),
+          (error: unknown) => this.reportEngineFailure(message.id, error),
+        )
+      return
+    }
     if (this.engine.fits(this.memoryBytes, scripts, message.preload)) {
       this.start(message, scripts, env)
       return
@@ -106,10 +242,36 @@ class SandboxWorker {
       )
   }
 
-  private start(message: RunMessage, scripts: readonly GuestScript[], env: WorkerRunEnv): void {
-    const realm = this.engine.take()
-    const run = new WorkerRun(message.id, scripts.slice(realm.preloaded), message.entry, message.limits, realm, env, (done) =>
-      this.afterRun(done),
+  /** Starts a job in the prepared realm, or with `saved`, in the state saved under that key. */
+  private start(message: RunMessage, scripts: readonly GuestScript[], env: WorkerRunEnv, saved?: string): void {
+    const realm = this.engine.take(saved)
+    if (saved !== undefined) this.publishCounters()
+    const spec = message.realm
+    let setup: RunSetup | undefined
+    let rest = scripts.slice(realm.preloaded)
+    if (spec !== undefined && saved === undefined) {
+      // Build the saved realm first: its scripts, its entry, then engine.save.
+      setup = {
+        scripts: scripts.slice(Math.min(realm.preloaded, spec.scripts), spec.scripts),
+        entry: spec.entry,
+        save: () => {
+          this.engine.save?.(realm, spec.key, spec.scripts)
+          this.publishCounters()
+        },
+      }
+      rest = scripts.slice(Math.max(realm.preloaded, spec.scripts))
+    }
+    this.starting = false
+    const run = new WorkerRun(
+      message.id,
+      rest,
+      message.entry,
+      message.limits,
+      realm,
+      env,
+      (done) => this.afterRun(done),
+      setup,
+      (waiting) => this.onWaiting(waiting),
     )
     this.current = run
     run.start()
@@ -120,6 +282,7 @@ class SandboxWorker {
     this.engine.release(run.realm)
     this.publishCounters()
     void this.prepareNext()
+    this.scheduleNext()
   }
 
   /** Engine counters into the shared state, where the pool's stats read them. */
@@ -129,6 +292,10 @@ class SandboxWorker {
     const counters = this.engine.counters()
     Atomics.store(env.words, REALM_BUILDS, counters.realmBuilds)
     Atomics.store(env.words, SNAPSHOT_RESTORES, counters.snapshotRestores)
+    Atomics.store(env.words, REALM_SAVES, counters.realmSaves ?? 0)
+    Atomics.store(env.words, SAVED_REALM_STARTS, counters.savedRealmStarts ?? 0)
+    Atomics.store(env.words, PARKS, counters.parks ?? 0)
+    Atomics.store(env.words, PARKED_KIB, Math.ceil((counters.parkedBytes ?? 0) / 1024))
   }
 
   /**
@@ -159,6 +326,8 @@ class SandboxWorker {
   }
 
   private reportEngineFailure(id: number, error: unknown): void {
+    this.starting = false
+    this.scheduleNext()
     const message = error instanceof Error ? error.message : String(error)
     this.port.postMessage({
       t: 'done',

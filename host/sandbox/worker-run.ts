@@ -24,6 +24,16 @@ export interface WorkerRunEnv {
   readonly requests: RequestWriter | undefined
 }
 
+/** The first part of a run that builds its job's saved realm (see SandboxJob.realm). */
+export interface RunSetup {
+  /** The realm's scripts the prepared realm does not already hold. */
+  readonly scripts: readonly GuestScript[]
+  /** Called after them; the run goes on once it returned (or its promise fulfilled). */
+  readonly entry: GuestEntry
+  /** Saves the realm (engine.save); the run goes on either way. */
+  readonly save: () => void
+}
+
 /**
  * Candidate results before the sandbox's own limit checks have the last word. `pending` ends the
  * run only when a stop or a limit was recorded (otherwise it keeps waiting for replies).
@@ -44,6 +54,8 @@ export class WorkerRun implements EngineHost {
   /** The main thread stopped this run (it already settled the result). */
   private stopped = false
   private finished = false
+  /** Between the setup's start and its entry's return (see {@link finishSetup}). */
+  private inSetup = false
 
   constructor(
     readonly id: number,
@@ -53,21 +65,69 @@ export class WorkerRun implements EngineHost {
     readonly realm: GuestRealm,
     private readonly env: WorkerRunEnv,
     private readonly onFinished: (run: WorkerRun) => void,
+    /** Builds the job's saved realm first (SandboxJob.realm), when the worker does not have it. */
+    private readonly setup?: RunSetup,
+    /** The run now only waits for async host replies: the worker may park it (see {@link park}). */
+    private readonly onWaiting?: (run: WorkerRun) => void,
   ) {}
 
-  /** Runs the scripts and the entry; finishes now or when the entry's promise settles. */
+  /** Interpreter time used when parked (its clock goes on from there when it resumes). */
+  private parkedMs = 0
+
+  /** The worker set this run aside: keep its clock. */
+  park(): void {
+    this.env.clock.pause()
+    this.parkedMs = this.env.clock.elapsedMs()
+  }
+
+  /** The worker made this run active again (its realm unparked). */
+  resume(): void {
+    this.env.clock.restore(this.parkedMs)
+  }
+
+  /** Ends a parked run without touching its realm (stopped while parked, or its realm was lost). */
+  abandon(error?: WireError): void {
+    if (this.finished) return
+    this.finished = true
+    const outcome: WireOutcome = error === undefined ? { ok: false, stopped: true } : { ok: false, error }
+    this.env.port.postMessage({ t: 'done', id: this.id, outcome })
+  }
+
+  get done(): boolean {
+    return this.finished
+  }
+
+  /** Tells the worker when the run only waits for replies. */
+  private reportWaiting(): void {
+    if (this.finished || !this.awaitingEntry || this.inSetup || this.stopped || this.limitError !== undefined) return
+    this.onWaiting?.(this)
+  }
+
+  /** Runs the scripts and the entry (after the setup, if any); finishes now or when the entry's promise settles. */
   start(): void {
     const { clock } = this.env
     this.realm.beginRun(this.limits)
     clock.reset()
-    if (Atomics.load(this.env.words, STOP) !== 0) {
+    if (Atomics.load(this.env.words, STOP) === this.id) {
       this.stopped = true
       this.conclude({ pending: true })
       return
     }
+    const setup = this.setup
+    if (setup === undefined) {
+      this.runScriptsAndEntry(this.scripts, this.entry)
+      return
+    }
+    this.inSetup = true
+    this.env.port.postMessage({ t: 'setup', id: this.id, on: true })
+    this.runScriptsAndEntry(setup.scripts, setup.entry)
+  }
+
+  private runScriptsAndEntry(scripts: readonly GuestScript[], entry: GuestEntry): void {
+    const { clock } = this.env
     clock.resume()
     try {
-      for (const script of this.scripts) {
+      for (const script of scripts) {
         const thrown = this.realm.evaluate(script)
         if (thrown !== undefined) {
           clock.pause()
@@ -83,12 +143,13 @@ export class WorkerRun implements EngineHost {
       this.runContinuations()
       if (this.finished) return
       clock.resume()
-      const state = this.realm.callEntry(this.entry)
+      const state = this.realm.callEntry(entry)
       clock.pause()
       if (state.kind === 'pending') {
         this.awaitingEntry = true
         this.runContinuations()
         if (!this.finished) this.checkEntry()
+        this.reportWaiting()
       } else {
         this.settle(state)
       }
@@ -96,6 +157,22 @@ export class WorkerRun implements EngineHost {
       clock.pause()
       this.failInHost(error)
     }
+  }
+
+  /**
+   * The setup entry returned: the realm is saved (when the engine can), and the job's own scripts
+   * and entry run with a fresh clock and host-call count.
+   */
+  private finishSetup(): void {
+    const setup = this.setup
+    if (setup === undefined) return
+    this.inSetup = false
+    this.awaitingEntry = false
+    this.env.port.postMessage({ t: 'setup', id: this.id, on: false })
+    setup.save()
+    this.hostCalls = 0
+    this.env.clock.reset()
+    this.runScriptsAndEntry(this.scripts, this.entry)
   }
 
   /** An async host call was answered. */
@@ -107,7 +184,9 @@ export class WorkerRun implements EngineHost {
       if (!this.finished) this.checkEntry()
     } catch (error) {
       this.failInHost(error)
+      return
     }
+    this.reportWaiting()
   }
 
   /** The main thread stopped the run while it waited for async replies. */
@@ -146,7 +225,7 @@ export class WorkerRun implements EngineHost {
   /** Polled by the engine while guest code runs; `true` stops the guest. */
   shouldInterrupt(): boolean {
     if (this.stopped || this.limitError !== undefined) return true
-    if (Atomics.load(this.env.words, STOP) !== 0) {
+    if (Atomics.load(this.env.words, STOP) === this.id) {
       this.stopped = true
       return true
     }
@@ -167,7 +246,7 @@ export class WorkerRun implements EngineHost {
    */
   private admit(payload: string): boolean {
     if (this.stopped || this.limitError !== undefined) return false
-    if (Atomics.load(this.env.words, STOP) !== 0) {
+    if (Atomics.load(this.env.words, STOP) === this.id) {
       this.stopped = true
       return false
     }
@@ -220,7 +299,8 @@ export class WorkerRun implements EngineHost {
   private settle(state: Exclude<RunState, { kind: 'pending' }>): void {
     switch (state.kind) {
       case 'value':
-        this.conclude({ value: state.value })
+        if (this.inSetup) this.finishSetup()
+        else this.conclude({ value: state.value })
         return
       case 'thrown':
         this.conclude({ thrown: state.failure })

@@ -42,7 +42,7 @@ import {
 import type { GuestFailure } from '../../guest-errors.js'
 import type { GuestScript, Limits } from '../../types.js'
 import { describeThrown, DESCRIBE_THROWN_SOURCE } from './describe.js'
-import { MemorySnapshot } from './memory-snapshot.js'
+import { MemoryDiff, MemorySnapshot, probeBreakAddress } from './memory-snapshot.js'
 import { QUICKJS_TRAITS } from './traits.js'
 import { replyCodedError } from './wire-codec.js'
 
@@ -160,7 +160,15 @@ export class CappedModule {
     readonly capPages: number,
     /** Where the malloc heap begins (see MemorySnapshot); undefined when it cannot be probed. */
     readonly heapStart: number | undefined,
+    /** Where emscripten keeps the heap's end (memory-snapshot.ts probeBreakAddress), if found. */
+    private readonly breakAddress: number | undefined,
   ) {}
+
+  /** The malloc heap's end now, if known. */
+  heapEnd(): number | undefined {
+    if (this.breakAddress === undefined) return undefined
+    return new Uint32Array(this.memory.buffer, this.breakAddress, 1)[0]
+  }
 
   static async create(wasmModule: WebAssembly.Module, capPages: number): Promise<CappedModule> {
     const memory = new WebAssembly.Memory({ initial: INTERPRETER_BASE_BYTES / PAGE_BYTES, maximum: capPages })
@@ -171,7 +179,9 @@ export class CappedModule {
     const allocator = emscriptenAllocator(mod)
     const probe = allocator?.malloc(16)
     if (allocator !== undefined && probe !== undefined) allocator.free(probe)
-    const capped = new CappedModule(mod, memory, capPages, probe !== undefined && probe > 0 ? probe : undefined)
+    const heapStart = probe !== undefined && probe > 0 ? probe : undefined
+    const breakAddress = allocator === undefined || heapStart === undefined ? undefined : probeBreakAddress(memory, allocator, heapStart)
+    const capped = new CappedModule(mod, memory, capPages, heapStart, breakAddress)
     capped.watchGrowth()
     return capped
   }
@@ -250,7 +260,88 @@ interface RealmState {
   readonly lazyHandles?: string
   /** The runtime's host-function registry as it was at the snapshot (JS-side state). */
   readonly hostRefs?: HostRefsState
+  /** States saved under keys (GuestEngine.save), shared by the copies of this state. */
+  readonly saved: SavedStates
 }
+
+/** One state saved under a key: the memory and host-function registry after its scripts. */
+interface SavedState {
+  readonly snapshot: MemorySnapshot
+  readonly hostRefs: HostRefsState
+  /** Scripts the state includes (the run skips them). */
+  readonly scripts: number
+  /** Parked runs that started from it (it is not evicted while they wait). */
+  pins: number
+}
+
+/**
+ * What one realm keeps besides its post-prelude snapshot: states saved under keys (least recently
+ * used first), bounded by {@link SAVED_STATES_MAX_BYTES} and {@link SAVED_STATES_MAX_COUNT}, and
+ * which state its memory holds between runs. They live and die with the realm: its runtime and
+ * context are the same objects, at the same addresses, in every one of them.
+ */
+class SavedStates {
+  private readonly states = new Map<string, SavedState>()
+  private bytes = 0
+  /** The saved state the memory holds now (between runs), or undefined: the post-prelude snapshot. */
+  at: string | undefined
+  /** Runs of this realm parked (their memory set aside): the realm and its module are kept for them. */
+  parked = 0
+
+  get(key: string): SavedState | undefined {
+    const state = this.states.get(key)
+    if (state !== undefined) {
+      this.states.delete(key)
+      this.states.set(key, state)
+    }
+    return state
+  }
+
+  has(key: string): boolean {
+    return this.states.has(key)
+  }
+
+  set(key: string, state: SavedState): void {
+    this.delete(key)
+    this.states.set(key, state)
+    this.bytes += state.snapshot.bytes
+    for (const [oldest, old] of this.states) {
+      if (this.states.size <= 1 || (this.bytes <= SAVED_STATES_MAX_BYTES && this.states.size <= SAVED_STATES_MAX_COUNT)) break
+      if (old.pins > 0 || oldest === key) continue
+      this.states.delete(oldest)
+      this.bytes -= old.snapshot.bytes
+      if (this.at === oldest) this.at = SAVED_STATE_EVICTED
+    }
+  }
+
+  private delete(key: string): void {
+    const old = this.states.get(key)
+    if (old === undefined) return
+    this.states.delete(key)
+    this.bytes -= old.snapshot.bytes
+  }
+
+  get size(): number {
+    return this.states.size
+  }
+
+  get savedBytes(): number {
+    return this.bytes
+  }
+}
+
+/**
+ * Memory one realm's saved states may take (each is a copy of the interpreter's stateful memory,
+ * ~0.7 MiB plus what the session's top level allocated).
+ */
+export const SAVED_STATES_MAX_BYTES = 64 * 1024 * 1024
+/** Saved states one realm keeps at most. */
+export const SAVED_STATES_MAX_COUNT = 64
+/** `SavedStates.at` when the memory holds no saved state (it was evicted, or a parked run is back): restore before any use. */
+const SAVED_STATE_EVICTED = '\u0000evicted'
+
+/** Memory the parked runs of one engine may set aside (their changed pages); past it, runs wait in place. */
+export const PARKED_MAX_BYTES = 512 * 1024 * 1024
 
 function sameScripts(a: readonly GuestScript[], b: readonly GuestScript[], count: number): boolean {
   for (let i = 0; i < count; i++) {
@@ -261,15 +352,38 @@ function sameScripts(a: readonly GuestScript[], b: readonly GuestScript[], count
   return true
 }
 
+/** A parked run's memory: the pages it changed over the state it started from, and its host-function registry. */
+interface ParkedMemory {
+  readonly diff: MemoryDiff
+  readonly hostRefs: HostRefsState
+  /** The saved state it started from; undefined: the post-prelude snapshot. */
+  readonly base: SavedState | undefined
+}
+
 /** A realm during one run: the GuestRealm the worker's run drives. */
 class QuickJSRealm implements GuestRealm {
   private readonly deferreds = new Map<number, QuickJSDeferredPromise>()
   private entryPromise: QuickJSHandle | undefined
 
-  constructor(readonly state: RealmState) {}
+  constructor(
+    readonly state: RealmState,
+    /** The saved state it started from or was saved as: release() returns to it. */
+    public key: string | undefined,
+    readonly preloaded: number,
+  ) {}
 
-  get preloaded(): number {
-    return this.state.preloaded.length
+  /** Set while the run is parked: its memory set aside (see QuickJSEngine.park). */
+  parked: ParkedMemory | undefined
+
+  /** Whether the run holds no promise of the host's (a saved state must not wait for a reply). */
+  get idle(): boolean {
+    return this.deferreds.size === 0
+  }
+
+  /** Drops the entry's result (the setup entry's, before a save). */
+  dropEntryResult(): void {
+    if (this.entryPromise?.alive) this.entryPromise.dispose()
+    this.entryPromise = undefined
   }
 
   beginRun(limits: Limits): void {
@@ -425,6 +539,10 @@ export class QuickJSEngine implements GuestEngine {
   private active: QuickJSRealm | undefined
   private realmBuilds = 0
   private snapshotRestores = 0
+  private realmSaves = 0
+  private savedRealmStarts = 0
+  private parks = 0
+  private parkedBytes = 0
 
   constructor(
     private readonly wasmModule: WebAssembly.Module,
@@ -432,7 +550,14 @@ export class QuickJSEngine implements GuestEngine {
   ) {}
 
   counters(): EngineCounters {
-    return { realmBuilds: this.realmBuilds, snapshotRestores: this.snapshotRestores }
+    return {
+      realmBuilds: this.realmBuilds,
+      snapshotRestores: this.snapshotRestores,
+      realmSaves: this.realmSaves,
+      savedRealmStarts: this.savedRealmStarts,
+      parks: this.parks,
+      parkedBytes: this.parkedBytes,
+    }
   }
 
   /**
@@ -452,11 +577,17 @@ export class QuickJSEngine implements GuestEngine {
    * itself and reports the error.
    */
   async prepare(memoryBytes: number, preload: readonly GuestScript[]): Promise<void> {
+    // A run holds the realm: it comes back (restored) when the run ends. A spare realm built now
+    // would make that one unrestorable (a restore rewrites the whole module's memory) and lose
+    // the states saved in it.
+    if (this.active !== undefined && this.prepared === undefined) return
     const capPages = memoryCapPages(memoryBytes)
     const prepared = this.prepared
     if (prepared !== undefined) {
       const same = prepared.module.capPages === capPages && prepared.preloaded.length === preload.length
       if (same && sameScripts(prepared.preloaded, preload, preload.length)) return
+      // Parked runs live in this realm: it stays while they wait (jobs it fits still take it).
+      if (prepared.saved.parked > 0 && !prepared.module.broken) return
       this.retired.push(prepared)
       this.prepared = undefined
     }
@@ -478,16 +609,126 @@ export class QuickJSEngine implements GuestEngine {
    * Hands over the prepared realm. Retired realms are disposed first: they share the module's
    * capped memory with the new run.
    */
-  take(): GuestRealm {
+  hasSaved(memoryBytes: number, key: string): boolean {
+    const realm = this.prepared
+    return realm !== undefined && realm.module.capPages === memoryCapPages(memoryBytes) && realm.saved.has(key)
+  }
+
+  take(key?: string): GuestRealm {
     this.disposeRetired()
     const state = this.prepared
     if (state === undefined) throw new Error('no prepared QuickJS realm')
+    let preloaded = state.preloaded.length
+    if (key !== undefined) {
+      const saved = state.saved.get(key)
+      if (saved === undefined) throw new Error(`no saved QuickJS realm '${key}'`)
+      if (state.saved.at !== key) {
+        saved.snapshot.restore(state.module.memory)
+        saved.hostRefs.restore()
+        state.saved.at = key
+      }
+      preloaded = saved.scripts
+      this.savedRealmStarts++
+    } else if (state.saved.at !== undefined && state.snapshot !== undefined) {
+      state.snapshot.restore(state.module.memory)
+      state.hostRefs?.restore()
+      state.saved.at = undefined
+    }
     this.prepared = undefined
     state.module.capHit = false
     const seed = `typeof __gearbox_seed_random === 'function' && __gearbox_seed_random(${randomInt32()}, ${randomInt32()})`
     state.ctx.evalCode(seed, 'gearbox-seed.js', GLOBAL_EVAL).dispose()
-    this.active = new QuickJSRealm(state)
+    this.active = new QuickJSRealm(state, key, preloaded)
     return this.active
+  }
+
+  /**
+   * Saves the realm's memory as the state of `key`. Refused (false) without a post-prelude
+   * snapshot, while a host promise is pending, or when the context cached a handle since the
+   * snapshot (it would point into reverted memory).
+   */
+  save(saving: GuestRealm, key: string, scripts: number): boolean {
+    if (!(saving instanceof QuickJSRealm)) throw new Error('QuickJSEngine.save: not a QuickJS realm')
+    saving.dropEntryResult()
+    const realm = saving.state
+    const heapStart = realm.module.heapStart
+    if (realm.snapshot === undefined || heapStart === undefined || !saving.idle || realm.module.worn) return false
+    if (lazyHandlesPresent(realm.ctx) !== realm.lazyHandles) return false
+    const hostRefs = HostRefsState.save(realm.rt)
+    const snapshot = MemorySnapshot.take(realm.module.memory, heapStart, realm.module.heapEnd())
+    if (hostRefs === undefined || snapshot === undefined) return false
+    realm.saved.set(key, { snapshot, hostRefs, scripts, pins: 0 })
+    saving.key = key
+    this.realmSaves++
+    return true
+  }
+
+  /**
+   * Sets the active run's realm aside while it waits for host replies: the pages it changed over
+   * the state it started from are copied out, the realm goes back to that state and serves other
+   * runs. Refused (false) without a known heap end or snapshot, when the context cached a handle
+   * since the snapshot, or past {@link PARKED_MAX_BYTES}.
+   */
+  park(parking: GuestRealm): boolean {
+    if (!(parking instanceof QuickJSRealm) || parking !== this.active || this.prepared !== undefined) return false
+    const state = parking.state
+    const module = state.module
+    const heapEnd = module.heapEnd()
+    const prelude = state.snapshot
+    if (heapEnd === undefined || prelude === undefined || state.hostRefs === undefined || module.broken) return false
+    if (this.parkedBytes >= PARKED_MAX_BYTES || lazyHandlesPresent(state.ctx) !== state.lazyHandles) return false
+    const base = parking.key === undefined ? undefined : state.saved.get(parking.key)
+    if (parking.key !== undefined && base === undefined) return false
+    const hostRefs = HostRefsState.save(state.rt)
+    if (hostRefs === undefined) return false
+    const baseSnapshot = base?.snapshot ?? prelude
+    const diff = MemoryDiff.take(module.memory, baseSnapshot, heapEnd)
+    parking.parked = { diff, hostRefs, base }
+    if (base !== undefined) base.pins++
+    state.saved.parked++
+    this.parkedBytes += diff.bytes
+    this.parks++
+    baseSnapshot.restore(module.memory)
+    ;(base?.hostRefs ?? state.hostRefs).restore()
+    state.saved.at = parking.key
+    this.active = undefined
+    this.prepared = state
+    return true
+  }
+
+  /**
+   * Makes a parked run's realm the active one again, exactly as it was parked. False when its
+   * realm is gone (retired after an engine failure): the run cannot go on.
+   */
+  unpark(parked: GuestRealm): boolean {
+    if (!(parked instanceof QuickJSRealm) || parked.parked === undefined) return false
+    const memory = this.forgetParked(parked)
+    const state = parked.state
+    if (memory === undefined || this.prepared !== state || this.active !== undefined || state.module.broken) return false
+    this.disposeRetired()
+    if (this.prepared !== state) return false
+    ;(memory.base?.snapshot ?? state.snapshot)?.restore(state.module.memory)
+    memory.diff.apply(state.module.memory)
+    memory.hostRefs.restore()
+    state.saved.at = SAVED_STATE_EVICTED
+    this.prepared = undefined
+    this.active = parked
+    return true
+  }
+
+  /** Drops a parked run for good (stopped while it waited); its memory is never touched. */
+  discardParked(parked: GuestRealm): void {
+    if (parked instanceof QuickJSRealm) this.forgetParked(parked)
+  }
+
+  private forgetParked(realm: QuickJSRealm): ParkedMemory | undefined {
+    const memory = realm.parked
+    if (memory === undefined) return undefined
+    realm.parked = undefined
+    this.parkedBytes -= memory.diff.bytes
+    if (memory.base !== undefined) memory.base.pins--
+    realm.state.saved.parked--
+    return memory
   }
 
   /**
@@ -504,13 +745,23 @@ export class QuickJSEngine implements GuestEngine {
     const snapshot = realm.snapshot
     if (
       snapshot !== undefined &&
-      !realm.module.worn &&
+      (!realm.module.worn || (realm.saved.parked > 0 && !realm.module.broken)) &&
       this.prepared === undefined &&
       this.module === realm.module &&
       lazyHandlesPresent(realm.ctx) === realm.lazyHandles
     ) {
-      snapshot.restore(realm.module.memory)
-      realm.hostRefs?.restore()
+      // Back to the state the run started from (a session's saved realm, else the prelude's):
+      // the next job of the same session finds it ready.
+      const saved = released.key === undefined ? undefined : realm.saved.get(released.key)
+      if (saved !== undefined && released.key !== undefined) {
+        saved.snapshot.restore(realm.module.memory)
+        saved.hostRefs.restore()
+        realm.saved.at = released.key
+      } else {
+        snapshot.restore(realm.module.memory)
+        realm.hostRefs?.restore()
+        realm.saved.at = undefined
+      }
       this.snapshotRestores++
       this.prepared = realm
       return
@@ -597,7 +848,7 @@ export class QuickJSEngine implements GuestEngine {
       .consume((fn) => ctx.setProp(ctx.global, '__gearbox_host_start', fn))
     ctx.unwrapResult(ctx.evalCode(REALM_SETUP, 'gearbox-realm.js', GLOBAL_EVAL)).dispose()
     const describer = ctx.unwrapResult(ctx.evalCode(DESCRIBE_THROWN_SOURCE, 'gearbox-describe.js', GLOBAL_EVAL))
-    return { rt, ctx, module, describer, preloaded: [] }
+    return { rt, ctx, module, describer, preloaded: [], saved: new SavedStates() }
   }
 }
 
@@ -633,7 +884,7 @@ function withSnapshot(realm: RealmState): RealmState {
   for (const handle of [ctx.undefined, ctx.null, ctx.true, ctx.false, ctx.global]) void handle.alive
   const hostRefs = HostRefsState.save(realm.rt)
   if (hostRefs === undefined) return realm
-  const snapshot = MemorySnapshot.take(realm.module.memory, heapStart)
+  const snapshot = MemorySnapshot.take(realm.module.memory, heapStart, realm.module.heapEnd())
   return snapshot === undefined ? realm : { ...realm, snapshot, lazyHandles: lazyHandlesPresent(ctx), hostRefs }
 }
 
