@@ -152,8 +152,8 @@ export class PoolWorker {
     const preload = job.preload ?? 0
     worker.postMessage(
       replyData === undefined
-        ? { t: 'run', id: execution.id, scripts, entry: job.entry, limits, preload }
-        : { t: 'run', id: execution.id, scripts, entry: job.entry, limits, preload, replyData },
+        ? { t: 'run', id: execution.id, engine: job.engine, scripts, entry: job.entry, limits, preload }
+        : { t: 'run', id: execution.id, engine: job.engine, scripts, entry: job.entry, limits, preload, replyData },
     )
     execution.startedAtMs = nowMs()
     this.listen()

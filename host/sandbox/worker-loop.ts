@@ -4,7 +4,7 @@
  * compiled WebAssembly module of the engine. Engine-agnostic: the engine comes from
  * engines/factory.ts, each job runs as a {@link WorkerRun}.
  */
-import { HOST_STOP, type GuestEngine } from './engine.js'
+import { HOST_STOP, type EngineHost, type EngineName, type GuestEngine } from './engine.js'
 import { engineFactory } from './engines/factory.js'
 import { DEFAULT_ENGINE } from './engines/index.js'
 import { DEFAULT_LIMITS } from './limits.js'
@@ -20,7 +20,12 @@ type RunMessage = Extract<ToWorkerMessage, { t: 'run' }>
 
 class SandboxWorker {
   private env: WorkerRunEnv | undefined
-  private readonly engine: GuestEngine
+  /** The engine of the last job (the next realm is prepared in it). */
+  private engine: GuestEngine
+  /** Engines by name, made on a worker's first job of that engine. */
+  private readonly engines = new Map<EngineName, GuestEngine>()
+  private readonly engineHost: EngineHost
+  private readonly wasmModule: WebAssembly.Module
   private current: WorkerRun | undefined
   /** Serialises engine preparation (module creation is async) with job starts. */
   private preparing: Promise<void> = Promise.resolve()
@@ -42,11 +47,13 @@ class SandboxWorker {
       },
       onMessage: (listener) => port.onMessage(listener),
     }
-    this.engine = engineFactory(DEFAULT_ENGINE)(wasmModule, {
+    this.wasmModule = wasmModule
+    this.engineHost = {
       call: (op, payload) => this.current?.call(op, payload) ?? HOST_STOP,
       callAsync: (op, payload) => this.current?.callAsync(op, payload) ?? HOST_STOP,
       shouldInterrupt: () => this.current?.shouldInterrupt() ?? false,
-    })
+    }
+    this.engine = this.engineNamed(DEFAULT_ENGINE)
     this.port.onMessage((message) => this.onMessage(message))
   }
 
@@ -87,6 +94,7 @@ class SandboxWorker {
     if (env === undefined) throw new Error('sandbox worker received a job before init')
     if (message.replyData !== undefined) env.reply.replaceBuffer(message.replyData)
     Atomics.store(env.words, PREPARED, 0)
+    this.engine = this.engineNamed(message.engine ?? DEFAULT_ENGINE)
     this.engine.disposeRetired()
     const scripts = this.resolveScripts(message)
     this.memoryBytes = message.limits.memoryBytes
@@ -115,6 +123,15 @@ class SandboxWorker {
     run.start()
   }
 
+  private engineNamed(name: EngineName): GuestEngine {
+    let engine = this.engines.get(name)
+    if (engine === undefined) {
+      engine = engineFactory(name)(this.wasmModule, this.engineHost)
+      this.engines.set(name, engine)
+    }
+    return engine
+  }
+
   private afterRun(run: WorkerRun): void {
     if (this.current === run) this.current = undefined
     this.engine.release(run.realm)
@@ -126,9 +143,15 @@ class SandboxWorker {
   private publishCounters(): void {
     const env = this.env
     if (env === undefined) return
-    const counters = this.engine.counters()
-    Atomics.store(env.words, REALM_BUILDS, counters.realmBuilds)
-    Atomics.store(env.words, SNAPSHOT_RESTORES, counters.snapshotRestores)
+    let realmBuilds = 0
+    let snapshotRestores = 0
+    for (const engine of this.engines.values()) {
+      const counters = engine.counters()
+      realmBuilds += counters.realmBuilds
+      snapshotRestores += counters.snapshotRestores
+    }
+    Atomics.store(env.words, REALM_BUILDS, realmBuilds)
+    Atomics.store(env.words, SNAPSHOT_RESTORES, snapshotRestores)
   }
 
   /**
