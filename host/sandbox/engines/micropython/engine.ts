@@ -47,7 +47,11 @@ const HEAP_BYTES = 1024 * 1024
 const PYSTACK_WORDS = 2048
 
 const STOPPED_REPLY = replyCodedError('ERR_GEARBOX_STOPPED', 'execution stopped')
-const STACK_GUARD_BYTES = 64
+/**
+ * Watched bytes from the lowest the depth error writes. Measured: the deepest legitimate recursion
+ * stays ~260 bytes above it; other paths to the same error (repr of nested lists) stop a little higher.
+ */
+const STACK_GUARD_BYTES = 192
 const STACK_GUARD_BYTE = 0xa5
 /** Recursion the stack-guard calibration runs (deeper than the interpreter allows). */
 const CALIBRATION_SCRIPT = 'def __gearbox_deep(n):\n    return 0 if n == 0 else 1 + __gearbox_deep(n - 1)\n__gearbox_deep(100000)\n'
