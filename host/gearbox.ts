@@ -322,7 +322,8 @@ export class Gearbox {
     }
     return startServer(
       {
-        execute: (source, executeOptions) => this.execute(source, { unblocking: executeOptions.unblocking }),
+        execute: (source, executeOptions) =>
+          this.execute(source, { unblocking: executeOptions.unblocking, ...(executeOptions.language === undefined ? {} : { language: executeOptions.language }) }),
         executions: this.executions,
         config,
         shards: () => this.#deps.backend.shards(),
