@@ -11,6 +11,7 @@ import { startRedisServer } from '../host/platform/redis-server.js'
 import { bareQuickJS, luaGets, rawGets, wesselQuickJS } from './bench/anchors.js'
 import { fmt, summarize, timeEach, type BenchRow, type Sample } from './bench/stats.js'
 import { benchBatch } from './bench/batch.js'
+import { benchPython } from './bench/python.js'
 
 const quick = process.argv.includes('--quick')
 const N = quick ? 50 : 400
@@ -223,6 +224,8 @@ async function main(): Promise<void> {
     const batch = await benchBatch({ quick })
     sections.push(...batch)
     console.log('batch done')
+    sections.push(...(await benchPython({ quick, redisUrl: server.url })))
+    console.log('python done')
   } finally {
     await server.stop()
   }
