@@ -13,18 +13,66 @@ def _gb_eval(name, code):
     exec(compile(code, name, 'exec'), _gb_user)
 
 
-def _gb_main(boundary=True):
+def _gb_after_top_level(boundary, then):
+    """An entry's result: once the top level's coroutines finished, report the boundary, then
+    `then()` (which may start more coroutines: a run's kernel); once those finished too, its value."""
+    st = {'phase': 0, 'value': None}
+
     def finish():
+        if st['phase'] == 0:
+            if _gb_tasks_live[0] > 0:
+                return _GB_PENDING
+            if boundary:
+                _gb_host('toplevel.done')
+            st['phase'] = 1
+            st['value'] = then()
+            _gb_run_ready()
         if _gb_tasks_live[0] > 0:
             return _GB_PENDING
-        if boundary:
-            _gb_host('toplevel.done')
-        outcome = _gb_state['outcome']
-        return _gb_dumps(_gb_wire(outcome() if outcome is not None else {'kind': 'ok'}))
+        failure = _gb_kernel_failure[0]
+        if failure is not None:
+            _gb_kernel_failure[0] = None
+            raise failure
+        return st['value']
     _gb_run_ready()
     return finish
 
 
+def _gb_main(boundary=True):
+    def then():
+        outcome = _gb_state['outcome']
+        return _gb_dumps(_gb_wire(outcome() if outcome is not None else {'kind': 'ok'}))
+    return _gb_after_top_level(boundary, then)
+
+
+def _gb_stage(stage):
+    def then():
+        # The host refuses when this evaluation's top level did not build the initiator's flow.
+        info = _gb_host('gears.stage', _gb_dumps({'stage': stage}))
+        _gb_spawn(_gb_kernel(info, _gb_source_of(info)), _gb_kernel_done)
+        return '{"kind":"stage"}'
+    return _gb_after_top_level(True, then)
+
+
+def _gb_registration(index, kind):
+    def then():
+        info = _gb_host('gears.event', _gb_dumps({'registration': index, 'kind': kind}))
+        if kind == 'registered':
+            fn = _gb_held[info['onRegistered']] if isinstance(info.get('onRegistered'), int) else None
+            if not callable(fn):
+                raise GearsError('gears: the registration has no onRegistered function')
+            result = fn()
+            if _gb_is_coroutine(result):
+                _gb_spawn(result, _gb_kernel_done)
+            return '{"kind":"registered"}'
+        info['reader'] = None
+        _gb_spawn(_gb_kernel(info, _GbEventSource(info.get('records'))), _gb_kernel_done)
+        return '{"kind":"event"}'
+    return _gb_after_top_level(True, then)
+
+
+_gb_entries['__gearbox_gears_stage'] = _gb_stage
+_gb_entries['__gearbox_gears_registration'] = _gb_registration
 _gb_entries['__gearbox_main'] = _gb_main
 
 

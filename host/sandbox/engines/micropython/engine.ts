@@ -312,6 +312,9 @@ export class MicroPythonEngine implements GuestEngine {
   }
 
   async prepare(memoryBytes: number, preload: readonly GuestScript[]): Promise<void> {
+    // One instance per worker: while a run uses it (waiting for async replies), a preparation
+    // (a worker's prepareNext still in flight) must not replace it; the worker prepares again after.
+    if (this.active !== undefined) return
     const current = this.instance
     if (
       this.prepared &&
