@@ -16,7 +16,7 @@ import { serveGearbox, type Served } from '../server/support.js'
 
 const corpusPath = (name: string): string => new URL(`../../../test/python/corpus/${name}`, import.meta.url).pathname
 const corpus = (name: string): string => readFileSync(corpusPath(name), 'utf8')
-const SELF_CHECKING = ['execute.py', 'runtime.py', 'futures.py']
+const SELF_CHECKING = ['execute.py', 'runtime.py', 'futures.py', 'polyfills.py']
 
 const TRACEBACK = [
   'Traceback (most recent call last):',
