@@ -296,6 +296,48 @@ _gb_sys.modules['collections'] = _gb_module_from('collections', _gb_collections_
 _gb_sys.modules['itertools'] = _gb_module_from('itertools', _gb_itertools_native, groupby=_gb_groupby, product=_gb_product)
 _gb_sys.modules['typing'] = _GbModule('typing', Any=_GB_ANY, List=_GB_ANY, Dict=_GB_ANY, Optional=_GB_ANY, Tuple=_GB_ANY,
                                        Union=_GB_ANY, Callable=_GB_ANY, Iterable=_GB_ANY, Set=_GB_ANY, TYPE_CHECKING=False)
+
+# ---- asyncio on the prelude's scheduler ----------------------------------------------------------
+# MicroPython's own asyncio loop is not the one that runs gearbox coroutines: the names scripts use
+# are mapped onto the prelude's scheduler (sleep waits on the host; gather awaits in order).
+
+class _GbYield:
+    def __await__(self):
+        yield None
+
+    __iter__ = __await__
+
+
+async def _gb_asyncio_sleep(delay, result=None):
+    if delay and delay > 0:
+        await _gb_host_async('sleep', _gb_dumps([delay * 1000]))
+    else:
+        await _GbYield()
+    return result
+
+
+async def _gb_asyncio_gather(*aws, return_exceptions=False):
+    results = []
+    for aw in aws:
+        try:
+            results.append(await aw)
+        except Exception as error:
+            if not return_exceptions:
+                raise
+            results.append(error)
+    return results
+
+
+def _gb_asyncio_create_task(coro):
+    future = _GbFuture()
+    _gb_spawn(coro, future._settle)
+    return future
+
+
+_gb_sys.modules['asyncio'] = _GbModule('asyncio', sleep=_gb_asyncio_sleep, gather=_gb_asyncio_gather,
+                                        create_task=_gb_asyncio_create_task, ensure_future=_gb_asyncio_create_task,
+                                        Future=_GbFuture)
+
 _gb_export('RecursionError', RuntimeError)
 _gb_export('format', _gb_format)
 del Counter

@@ -52,6 +52,7 @@ standalone('gearbox.execute: every corpus script replies OK', async () => {
     assert.is(await s.served!.gearbox.execute(corpus(name), { language: 'python' }), 'OK', name)
   }
   assert.is(await s.client!.get('{py}:future'), '42')
+  assert.is(await s.client!.get('{py}:gathered'), '6')
 })
 
 standalone('gearbox.execute: an uncaught exception is a GuestError with the traceback', async () => {

@@ -10,3 +10,21 @@ async def consume():
 
 runCoroutine(consume())
 runCoroutine(produce(), f)
+
+
+import asyncio
+
+
+async def later(value):
+    await asyncio.sleep(0.01)
+    await asyncio.sleep(0)
+    return value
+
+
+async def both():
+    a, b = await asyncio.gather(later(1), later(2))
+    task = asyncio.create_task(later(3))
+    c = await task
+    execute('SET', '{py}:gathered', a + b + c)
+
+runCoroutine(both())
