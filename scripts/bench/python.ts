@@ -3,8 +3,8 @@
  * - a cold Python execution (`x = 1` through gearbox.execute: a fresh interpreter restored from the
  *   post-prelude snapshot) against loading a fresh MicroPython instance and running the same line;
  * - 100 sequential `execute('GET')` in Python against raw ioredis (target ≤ 1.3×, as JavaScript).
- * Not measured yet: the Python GearsBuilder count over 1,000,000 keys (the Python GearsBuilder is
- * not built yet, see README "Python guests").
+ * - a GearsBuilder count over 1,000,000 keys (`--quick`: 20,000) in Python against the same flow in
+ *   JavaScript, records/s, rounds interleaved.
  * `node dist/scripts/bench/python.js [--quick]` runs it alone with small sizes.
  */
 import { Redis } from 'ioredis'
@@ -28,6 +28,45 @@ async function freshInstanceRun(load: LoadFn): Promise<void> {
   mp.runPython('x = 1')
 }
 
+const COUNT_JS = 'GB().map(r => r.value).count().run(\'pycount:*\')'
+const COUNT_PY = "GB().map(lambda r: r['value']).count().run('pycount:*')"
+// A count over a million keys needs more than the interactive defaults (5 s CPU, 30 s wall).
+const COUNT_LIMITS = { cpuMs: 600_000, wallMs: 600_000 }
+
+async function timedCount(gearbox: Gearbox, keys: number, language: 'js' | 'python'): Promise<number> {
+  const t = performance.now()
+  const reply = await gearbox.execute(language === 'js' ? COUNT_JS : COUNT_PY, { language, limits: COUNT_LIMITS })
+  const ms = performance.now() - t
+  if (JSON.stringify(reply) !== JSON.stringify([[String(keys)], []])) throw new Error(`${language} counted ${JSON.stringify(reply)}`)
+  return ms
+}
+
+async function countSection(gearbox: Gearbox, redis: Redis, keys: number, rounds: number): Promise<BenchSection> {
+  for (let from = 0; from < keys; from += 20_000) {
+    const pipe = redis.pipeline()
+    for (let i = from; i < Math.min(keys, from + 20_000); i++) pipe.set(`pycount:${i}`, `value-${i}`)
+    await pipe.exec()
+  }
+  await timedCount(gearbox, keys, 'python')
+  await timedCount(gearbox, keys, 'js')
+  const py: number[] = []
+  const js: number[] = []
+  for (let round = 0; round < rounds; round++) {
+    py.push((keys / (await timedCount(gearbox, keys, 'python'))) * 1000)
+    js.push((keys / (await timedCount(gearbox, keys, 'js'))) * 1000)
+  }
+  const p = summarize(py)
+  const j = summarize(js)
+  return {
+    title: `Python GearsBuilder count over ${keys.toLocaleString('en-US')} keys`,
+    rows: [
+      { name: 'Python `GB().map(...).count().run()`', value: p.median, unit: 'records/s' },
+      { name: 'JavaScript, same flow', value: j.median, unit: 'records/s' },
+    ],
+    ratios: [{ name: 'Python / JavaScript throughput', value: p.median / j.median, target: 'measured', met: true }],
+  }
+}
+
 export async function benchPython(options: PythonBenchOptions = {}): Promise<BenchSection[]> {
   const n = options.quick === true ? 20 : 200
   const server = options.redisUrl === undefined ? await startRedisServer() : undefined
@@ -43,6 +82,7 @@ export async function benchPython(options: PythonBenchOptions = {}): Promise<Ben
     const script = "for i in range(100):\n    execute('GET', 'bench:k')"
     const py = summarize(await timeEach(Math.max(10, n / 4), 5, async () => void (await gearbox.execute(script, { language: 'python' }))))
     const raw = summarize(await timeEach(Math.max(10, n / 4), 5, rawGets(redis, 'bench:k', 100)))
+    const count = await countSection(gearbox, redis, options.quick === true ? 20_000 : 1_000_000, options.quick === true ? 1 : 3)
     return [
       {
         title: 'Python guest (MicroPython)',
@@ -58,6 +98,7 @@ export async function benchPython(options: PythonBenchOptions = {}): Promise<Ben
           { name: "Python 100 execute('GET') / raw ioredis", value: py.median / raw.median, target: '≤ 1.3×', met: py.median / raw.median <= 1.3 },
         ],
       },
+      count,
     ]
   } finally {
     await gearbox.close()

@@ -118,6 +118,22 @@ hostile('recursion error caught then raised again', 'def r(n):\n    return r(n +
 hostile('recursion through exec', "def r():\n    exec('r()')\nr()", STACK_LIMIT)
 hostile('repr of a deeply nested list', 'x = []\nfor _ in range(100000):\n    x = [x]\nrepr(x)', STACK_LIMIT)
 
+test("a worker's first Python execution (its prelude evaluated by the job itself) also reports the stack limit", async () => {
+  const fresh = await Gearbox.create({ redis: ctx.redis!.url, workers: 1 })
+  try {
+    let code: string | undefined
+    try {
+      await fresh.execute('def r(n):\n    return r(n + 1)\nr(0)', { language: 'python' })
+    } catch (error) {
+      code = (error as GearboxError).code
+    }
+    assert.is(code, STACK_LIMIT)
+    assert.is(await fresh.execute("assert execute('PING') == 'PONG'", { language: 'python' }), 'OK')
+  } finally {
+    await fresh.close()
+  }
+})
+
 test('recursion within the interpreter depth is fine', async () => {
   const reply = await gearbox().execute('def r(n):\n    return 0 if n == 0 else 1 + r(n - 1)\nassert r(100) == 100', { language: 'python' })
   assert.is(reply, 'OK')

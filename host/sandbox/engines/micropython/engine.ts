@@ -54,7 +54,9 @@ const STOPPED_REPLY = replyCodedError('ERR_GEARBOX_STOPPED', 'execution stopped'
 const STACK_GUARD_BYTES = 192
 const STACK_GUARD_BYTE = 0xa5
 /** Recursion the stack-guard calibration runs (deeper than the interpreter allows). */
-const CALIBRATION_SCRIPT = 'def __gearbox_deep(n):\n    return 0 if n == 0 else 1 + __gearbox_deep(n - 1)\n__gearbox_deep(100000)\n'
+const CALIBRATION_SCRIPT =
+  'def __gearbox_deep(n):\n    return 0 if n == 0 else 1 + __gearbox_deep(n - 1)\n' +
+  'try:\n    __gearbox_deep(100000)\nexcept RuntimeError:\n    pass\ndel __gearbox_deep\n'
 
 type Dispatcher = (kind: string, a: string, b: string, seed: number) => unknown
 
@@ -211,6 +213,11 @@ class MicroPythonRealm implements GuestRealm {
         return failure
       }
       instance.dispatcher = findDispatcher(instance)
+      if (instance.dispatcher !== undefined && instance.stackGuardFrom === undefined) {
+        // The prelude is complete in this bare interpreter: the stack guard can be placed now.
+        instance.calibrateStackGuard()
+        instance.armStackGuard()
+      }
       return undefined
     }
     const state = this.dispatch('eval', script.name, script.code)
