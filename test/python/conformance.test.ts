@@ -5,7 +5,9 @@
  * 3-master cluster. Each script asserts its own expectations in Python (a failed assert is an
  * error reply); the replies and the keys they leave are checked here.
  */
-import { readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Redis, Cluster } from 'ioredis'
 import { suite } from 'uvu'
 import * as assert from 'uvu/assert'
@@ -94,6 +96,22 @@ standalone('gearbox run file.py', async () => {
   const failed = await cli(['run', corpusPath('traceback.py'), '--redis', s.redis!.url])
   assert.is.not(failed.status, 0)
   assert.match(failed.stderr, /NameError: name 'notexists' is not defined/)
+  // --language overrides the extension.
+  const dir = mkdtempSync(join(tmpdir(), 'gearbox-py-'))
+  try {
+    const file = join(dir, 'script.txt')
+    writeFileSync(file, "execute('SET', 'py:lang', 'python')")
+    const flagged = await cli(['run', file, '--language', 'python', '--redis', s.redis!.url])
+    assert.is(flagged.status, 0, flagged.stderr)
+    const bad = await cli(['run', file, '--language', 'ruby'])
+    assert.is(bad.status, 1)
+    assert.match(bad.stderr, /--language expects js or python, got 'ruby'/)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+  const check = new Redis(s.redis!.url)
+  assert.is(await check.get('py:lang'), 'python')
+  check.disconnect()
 })
 
 standalone.run()
