@@ -164,6 +164,9 @@ class _GbFuture:
     def set_exception(self, error):
         self._settle(False, error)
 
+    def _abandoned(self):
+        return GearsError('the future was never set: no pending work was left that could set it')
+
     def result(self):
         if not self.ok:
             raise self.value
@@ -228,14 +231,29 @@ def _gb_step_task(task):
             _gb_tasks_ready.append(task)
         else:
             yielded.waiters.append(task)
+            _gb_blocked.append(yielded)
     else:
         # A bare `yield` / sleep(0)-style yield: run again after the others.
         _gb_tasks_ready.append(task)
 
 
+_gb_blocked = []
+
+
 def _gb_run_ready():
-    while _gb_tasks_ready:
-        _gb_step_task(_gb_tasks_ready.pop(0))
+    while True:
+        while _gb_tasks_ready:
+            _gb_step_task(_gb_tasks_ready.pop(0))
+        if _gb_tasks_live[0] == 0 or _gb_tasks_waiting:
+            return
+        # Every live coroutine waits on a future, and nothing that could settle one is pending
+        # (no host reply to come): those futures are abandoned; their waiters fail instead of hanging.
+        blocked = [f for f in _gb_blocked if not f.done]
+        _gb_blocked[:] = []
+        if not blocked:
+            return
+        for f in blocked:
+            f._settle(False, f._abandoned())
 
 
 def _gb_answer(call, reply):

@@ -478,11 +478,71 @@ def _gb_make_steps(info, sink):
     return steps
 
 
-async def _gb_call_step(f, *args):
-    v = f(*args)
-    if _gb_is_coroutine(v):
+# ---- gearsFuture: a step's async record (RedisGears' gearsFutureCtx) ------------------------------
+
+class _GbStepFuture(_GbFuture):
+    def __init__(self):
+        super().__init__()
+        self.returned = False
+
+    def continueRun(self, value=None):
+        self._continue(True, value)
+
+    def continueFailed(self, error=None):
+        self._continue(False, error if isinstance(error, BaseException) else _GbFlatError(str(error)))
+
+    def _continue(self, ok, value):
+        if self.done:
+            raise GearsError('Can not continue with the same future twice')
+        if not self.returned:
+            raise GearsError('Can not handle future untill it returned from the callback')
+        self._settle(ok, value)
+
+    def _abandoned(self):
+        return _GbFlatError('Async record did not called continue')
+
+
+_gb_step_ctx = {'open': False, 'future': None}
+
+
+def gearsFuture(*args):
+    if args:
+        raise GearsError('Future gets no arguments')
+    if not _gb_step_ctx['open']:
+        raise GearsError('Future object can only be created inside certain execution steps')
+    if _gb_step_ctx['future'] is not None:
+        raise GearsError('Can not create async record twice on the same step')
+    f = _GbStepFuture()
+    _gb_step_ctx['future'] = f
+    return f
+
+
+_gb_export('gearsFuture', gearsFuture)
+
+
+def _gb_in_step(f, *args):
+    """Calls a step callback where gearsFuture() may be created."""
+    _gb_step_ctx['open'] = True
+    _gb_step_ctx['future'] = None
+    try:
+        return f(*args)
+    finally:
+        _gb_step_ctx['open'] = False
+        created = _gb_step_ctx['future']
+        _gb_step_ctx['future'] = None
+        if created is not None:
+            created.returned = True
+
+
+async def _gb_settle_step(v):
+    """A step's value: a coroutine or a returned gearsFuture is awaited (the record is parked)."""
+    if _gb_is_coroutine(v) or isinstance(v, _GbStepFuture):
         v = await v
     return v
+
+
+async def _gb_call_step(f, *args):
+    return await _gb_settle_step(_gb_in_step(f, *args))
 
 
 async def _gb_apply(st, batch, sink):
@@ -492,9 +552,7 @@ async def _gb_apply(st, batch, sink):
         f = st.f
         for r in batch:
             try:
-                v = f(r)
-                if _gb_is_coroutine(v):
-                    v = await v
+                v = await _gb_call_step(f, r)
             except Exception as error:
                 sink.add_error(error)
                 continue
