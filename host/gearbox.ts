@@ -12,6 +12,7 @@ import { ClosedError, InvalidArgumentError } from './errors.js'
 import { coreSetting } from './gears/batch-run.js'
 import { DEFAULT_MAX_EXECUTIONS, DEFAULT_MAX_EXECUTIONS_PER_REGISTRATION, ExecutionRegistry, type ExecutionInfo, type ExecutionResults, type ExecutionSummary } from './gears/executions.js'
 import { outcomeReply, type ExecuteReply, type SessionDeps } from './gears/session.js'
+import { pythonSource } from './gears/jobs.js'
 import { KeyspaceFeed } from './gears/keyspace.js'
 import { REGISTRATION_QUEUE_SIZE, RegistrationRegistry, type RegistrationInfo } from './gears/registrations.js'
 import { SessionManager, type SessionInfo } from './gears/sessions.js'
@@ -110,7 +111,7 @@ export interface GearboxOptions {
   readonly savedRealms?: boolean
 }
 
-/** Guest languages; only `js` is supported so far. */
+/** Guest languages: JavaScript (QuickJS) and Python (MicroPython). */
 export type GuestLanguage = 'js' | 'python'
 
 export interface ExecuteOptions {
@@ -385,13 +386,12 @@ export class Gearbox {
     if (this.#closing !== undefined) throw new ClosedError()
     if (typeof source !== 'string') throw new InvalidArgumentError('execute expects the script source as a string')
     const language = options.language ?? 'js'
-    if (language === 'python') {
-      throw new InvalidArgumentError("language 'python' is not supported yet: gearbox runs JavaScript ('js') scripts so far")
+    if (language !== 'js' && language !== 'python') {
+      throw new InvalidArgumentError(`unknown language '${String(language)}' (supported: 'js', 'python')`)
     }
-    if (language !== 'js') throw new InvalidArgumentError(`unknown language '${String(language)}' (supported: 'js')`)
     const limits = options.limits === undefined ? this.#limits : resolveLimits({ ...this.#limits, ...options.limits })
     const outcome = await this.#parts.sessions.execute(
-      source,
+      language === 'python' ? pythonSource(source) : source,
       {
         limits,
         ...(options.signal === undefined ? {} : { signal: options.signal }),

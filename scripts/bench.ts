@@ -16,6 +16,7 @@ import { benchStreams } from './bench/streams.js'
 import { benchServe } from './bench/serve.js'
 import { benchRegistrations } from './bench/registrations.js'
 import { benchParked } from './bench/parked.js'
+import { benchPython } from './bench/python.js'
 
 const quick = process.argv.includes('--quick')
 const N = quick ? 50 : 400
@@ -235,6 +236,8 @@ async function main(): Promise<void> {
     console.log('restore done')
     sections.push(...(await benchStreams({ quick })))
     console.log('streams done')
+    sections.push(...(await benchPython({ quick, redisUrl: server.url })))
+    console.log('python done')
   } finally {
     await server.stop()
   }

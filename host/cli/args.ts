@@ -2,7 +2,7 @@
 import { InvalidArgumentError } from '../errors.js'
 
 export const USAGE = `Usage:
-  gearbox run <file.js> [options]   run a RedisGears function script once and print its reply
+  gearbox run <file.js> [options]   run a RedisGears function script once and print its reply (file.py: Python)
   gearbox serve [options]           serve RESP: RG.* commands here, every other command to Redis
   gearbox --help                    show this text
 
@@ -17,6 +17,7 @@ Options of run:
                          name.txt -> string keys name:<line> (one per non-empty line),
                          name.csv -> hashes name:<row> with the header's field names
   --profile              measure the run()'s steps and print their durations to stderr
+  --language <js|python> the script's language (default: python for a .py file, else js)
   --memory-bytes <n>     guest memory limit in bytes (limits.memoryBytes)
   --cpu-ms <n>           guest CPU time limit in milliseconds (limits.cpuMs)
   --wall-ms <n>          execution wall-time limit in milliseconds (limits.wallMs)
@@ -49,6 +50,8 @@ export interface RunArgs {
   readonly localCluster?: true
   /** --profile (absent when not given). */
   readonly profile?: true
+  /** --language (absent when not given: the file's extension decides). */
+  readonly language?: 'js' | 'python'
 }
 
 export interface ServeArgs {
@@ -114,6 +117,7 @@ export function parseArgs(argv: readonly string[]): CliArgs {
   const numbers: Partial<Record<(typeof NUMBER_OPTIONS)[NumberOption], number>> = {}
   let json = false
   const load: string[] = []
+  let language: 'js' | 'python' | undefined
   const flags = { localCluster: false, profile: false }
 
   for (let i = 0; i < rest.length; i++) {
@@ -144,6 +148,9 @@ export function parseArgs(argv: readonly string[]): CliArgs {
       cluster.push(value)
     } else if (name === '--load') {
       load.push(value)
+    } else if (name === '--language') {
+      if (value !== 'js' && value !== 'python') throw usageError(`--language expects js or python, got '${value}'`)
+      language = value
     } else if (isNumberOption(name)) {
       numbers[NUMBER_OPTIONS[name]] = positiveInteger(name, value)
     } else {
@@ -168,6 +175,7 @@ export function parseArgs(argv: readonly string[]): CliArgs {
     ...(load.length > 0 ? { load } : {}),
     ...(flags.localCluster ? { localCluster: true as const } : {}),
     ...(flags.profile ? { profile: true as const } : {}),
+    ...(language === undefined ? {} : { language }),
   }
 }
 

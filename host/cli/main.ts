@@ -51,7 +51,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
 }
 
 async function run(args: RunArgs, io: CliIo): Promise<void> {
-  const language = extname(args.file) === '.py' ? 'python' : 'js'
+  const language = args.language ?? (extname(args.file) === '.py' ? 'python' : 'js')
   let source: string
   try {
     source = await readFile(args.file, 'utf8')

@@ -87,6 +87,8 @@ export interface FlowDialect {
 
 export const DIALECTS: Readonly<Record<string, FlowDialect>> = {
   js: { sortDefaultReverse: false, avgDefaultName: 'toNumber', countbyDefaultName: 'identity' },
+  // RedisGears 1.2's Python: sort(reverse=True) by default; the default extractors are lambdas.
+  python: { sortDefaultReverse: true, avgDefaultName: '<lambda>', countbyDefaultName: '<lambda>' },
 }
 
 const RUN_READERS = ['KeysReader', 'KeysOnlyReader', 'StreamReader', 'PythonReader', 'GeneratorReader', 'ShardsIDReader']

@@ -3,6 +3,7 @@
  * which guest entry a job calls, and how an entry's result reads (what the script did).
  */
 import { GUEST_JS } from '../generated/guest-js.js'
+import { GUEST_PY } from '../generated/guest-py.js'
 import { SandboxError } from '../errors.js'
 import { decodeWire } from '../runtime/wire.js'
 import type { GuestEntry } from '../sandbox/engine.js'
@@ -27,7 +28,34 @@ export function registrationEntry(index: number, kind: 'event' | 'registered'): 
   return { entry: '__gearbox_gears_registration', args: [Math.trunc(index), kind] }
 }
 
+/**
+ * Python sources carry their language as a first line (a Python comment), so that every path that
+ * keeps a source (sessions, registrations persisted in Redis, distributed stages) keeps the language
+ * with it. {@link pythonSource} adds it; jobs strip it before the interpreter sees the script.
+ */
+export const PYTHON_SOURCE_MARKER = '#!gearbox:python\n'
+
+/** Tags `source` as a Python script (idempotent). */
+export function pythonSource(source: string): string {
+  return source.startsWith(PYTHON_SOURCE_MARKER) ? source : PYTHON_SOURCE_MARKER + source
+}
+
+/** The guest language of a source: Python when tagged by {@link pythonSource}, else JavaScript. */
+export function sourceLanguage(source: string): 'js' | 'python' {
+  return source.startsWith(PYTHON_SOURCE_MARKER) ? 'python' : 'js'
+}
+
 function jobOf(source: string, limits: Limits, entry: GuestEntry): ExecutionJob {
+  if (sourceLanguage(source) === 'python') {
+    return {
+      engine: 'micropython',
+      // `<string>`: RedisGears' tracebacks name the script so.
+      scripts: [...GUEST_PY, { name: '<string>', code: source.slice(PYTHON_SOURCE_MARKER.length) }],
+      preload: GUEST_PY.length,
+      entry,
+      limits,
+    }
+  }
   return {
     engine: 'quickjs',
     scripts: [...GUEST_JS, { name: 'script.js', code: source }],

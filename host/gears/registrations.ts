@@ -29,7 +29,7 @@ import { prefixMatches, samePlanOf, type CompiledRegistration } from './flow.js'
 import type { ExecutionRegistry } from './executions.js'
 import type { RunDescription } from './plan.js'
 import { KeyLanes, type QueuedEvent, type RecordRead } from './key-lanes.js'
-import { registrationJob, SavedRealmJobs, sourceHash } from './jobs.js'
+import { registrationJob, SavedRealmJobs, sourceHash, sourceLanguage } from './jobs.js'
 import { readCommand, recordType } from './readers.js'
 import type { ExecutionStarter } from './session.js'
 import { StreamProcessor } from './streams.js'
@@ -765,7 +765,7 @@ export class RegistrationRegistry {
       atomicRetries: host.atomicRetries,
       maxReplyBytes: limits.maxReplyBytes,
       ...(shard === undefined ? {} : { shard }),
-      ...(host.savedRealms === false ? { topLevel: { mode: 'replay' as const, recording: session.recording } } : {}),
+      ...(host.savedRealms === false || sourceLanguage(session.source) !== 'js' ? { topLevel: { mode: 'replay' as const, recording: session.recording } } : {}),
       ...(commandOps === undefined ? {} : { ops: commandOps }),
     })
     const handler = withOps(inner, {
@@ -781,11 +781,10 @@ export class RegistrationRegistry {
     })
     // The saved-realm job hands the event over as the entry's argument and gets the last
     // gears.emit payload back as the result: no host call for either. Its top level is behind it.
-    if (host.savedRealms !== false) requests.started = true
-    const job =
-      host.savedRealms === false
-        ? { ...registrationJob(session.source, limits, r.index, kind), limits }
-        : this.#jobsOf(session).job(r.index, kind, event, limits)
+    // Saved realms are a QuickJS engine operation: Python sessions re-run their top level under replay.
+    const saved = host.savedRealms !== false && sourceLanguage(session.source) === 'js'
+    if (saved) requests.started = true
+    const job = saved ? this.#jobsOf(session).job(r.index, kind, event, limits) : { ...registrationJob(session.source, limits, r.index, kind), limits }
     const onAbort = (): void => handle.abort('the registration was unregistered with abortPending')
     const handle = host.pool.start(job, handler)
     signal?.addEventListener('abort', onAbort, { once: true })

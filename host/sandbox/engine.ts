@@ -17,7 +17,7 @@ import type { GuestFailure } from './guest-errors.js'
 import type { GuestScript, Limits } from './types.js'
 
 /** The engines this build has; a job names one. */
-export type EngineName = 'quickjs'
+export type EngineName = 'quickjs' | 'micropython'
 
 /** A value an entry takes as an argument: plain data every language has. */
 export type EntryArg = string | number | boolean | null

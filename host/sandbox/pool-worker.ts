@@ -177,6 +177,7 @@ export class PoolWorker {
     worker.postMessage({
       t: 'run',
       id: execution.id,
+      engine: job.engine,
       scripts,
       entry: job.entry,
       limits,

@@ -17,7 +17,7 @@ import {
   StackLimitError,
   WallLimitError,
 } from '../errors.js'
-import type { GuestEntry } from './engine.js'
+import type { EngineName, GuestEntry } from './engine.js'
 import type { Limits } from './types.js'
 
 /**
@@ -53,6 +53,8 @@ export type ToWorkerMessage =
   | {
       readonly t: 'run'
       readonly id: number
+      /** The engine the job names (absent: the default engine). */
+      readonly engine?: EngineName
       readonly scripts: readonly WireScript[]
       readonly entry: GuestEntry
       readonly limits: Limits

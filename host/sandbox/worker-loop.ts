@@ -4,7 +4,7 @@
  * compiled WebAssembly module of the engine. Engine-agnostic: the engine comes from
  * engines/factory.ts, each job runs as a {@link WorkerRun}.
  */
-import { HOST_STOP, type GuestEngine } from './engine.js'
+import { HOST_STOP, type EngineHost, type EngineName, type GuestEngine } from './engine.js'
 import { engineFactory } from './engines/factory.js'
 import { DEFAULT_ENGINE } from './engines/index.js'
 import { DEFAULT_LIMITS } from './limits.js'
@@ -20,12 +20,19 @@ type RunMessage = Extract<ToWorkerMessage, { t: 'run' }>
 
 class SandboxWorker {
   private env: WorkerRunEnv | undefined
-  private readonly engine: GuestEngine
+  /** The engine of the last job (the next realm is prepared in it). */
+  private engine: GuestEngine
+  /** Engines by name, made on a worker's first job of that engine. */
+  private readonly engines = new Map<EngineName, GuestEngine>()
+  private readonly engineHost: EngineHost
+  private readonly wasmModule: WebAssembly.Module
   private current: WorkerRun | undefined
   /** A job between its message and its start (its realm being prepared). */
   private starting = false
   /** Runs set aside while they wait for async replies, by id. */
   private readonly parked = new Map<number, WorkerRun>()
+  /** The engine each parked run belongs to. */
+  private readonly parkedEngines = new Map<number, GuestEngine>()
   /** Replies that arrived for parked runs, in order. */
   private readonly parkedReplies = new Map<number, { call: number; value: string }[]>()
   /** Work that arrived while the worker was busy: jobs, and parked runs with replies to resume. */
@@ -51,11 +58,13 @@ class SandboxWorker {
       },
       onMessage: (listener) => port.onMessage(listener),
     }
-    this.engine = engineFactory(DEFAULT_ENGINE)(wasmModule, {
+    this.wasmModule = wasmModule
+    this.engineHost = {
       call: (op, payload) => this.current?.call(op, payload) ?? HOST_STOP,
       callAsync: (op, payload) => this.current?.callAsync(op, payload) ?? HOST_STOP,
       shouldInterrupt: () => this.current?.shouldInterrupt() ?? false,
-    })
+    }
+    this.engine = this.engineNamed(DEFAULT_ENGINE)
     this.port.onMessage((message) => this.onMessage(message))
   }
 
@@ -106,7 +115,10 @@ class SandboxWorker {
   /** The active run only waits for async replies: its realm is set aside and the worker takes other work. */
   private onWaiting(run: WorkerRun): void {
     if (this.current !== run || this.env === undefined) return
-    if (this.engine.park?.(run.realm) !== true) return // It keeps the worker while it waits (engine refused).
+    const engine = this.engine
+    if (engine.park?.(run.realm) !== true) return // It keeps the worker while it waits (engine refused).
+    // Jobs of another language may switch this.engine meanwhile: the run resumes on its own.
+    this.parkedEngines.set(run.id, engine)
     run.park()
     this.current = undefined
     this.parked.set(run.id, run)
@@ -132,7 +144,8 @@ class SandboxWorker {
     if (run !== undefined) {
       this.parked.delete(id)
       this.parkedReplies.delete(id)
-      this.engine.discardParked?.(run.realm)
+      ;(this.parkedEngines.get(id) ?? this.engine).discardParked?.(run.realm)
+      this.parkedEngines.delete(id)
       run.abandon()
       this.publishCounters()
     }
@@ -173,6 +186,8 @@ class SandboxWorker {
     this.parkedReplies.delete(id)
     if (run === undefined || this.env === undefined) return
     this.parked.delete(id)
+    this.engine = this.parkedEngines.get(id) ?? this.engine
+    this.parkedEngines.delete(id)
     Atomics.store(this.env.words, PREPARED, 0)
     if (this.engine.unpark?.(run.realm) !== true) {
       run.abandon({ code: 'ERR_GEARBOX_SANDBOX', message: "the parked execution's interpreter was lost (its engine failed while it waited)" })
@@ -206,6 +221,7 @@ class SandboxWorker {
     this.starting = true
     if (message.replyData !== undefined) env.reply.replaceBuffer(message.replyData)
     Atomics.store(env.words, PREPARED, 0)
+    this.engine = this.engineNamed(message.engine ?? DEFAULT_ENGINE)
     this.engine.disposeRetired()
     const scripts = this.resolveScripts(message)
     this.memoryBytes = message.limits.memoryBytes
@@ -277,6 +293,15 @@ class SandboxWorker {
     run.start()
   }
 
+  private engineNamed(name: EngineName): GuestEngine {
+    let engine = this.engines.get(name)
+    if (engine === undefined) {
+      engine = engineFactory(name)(this.wasmModule, this.engineHost)
+      this.engines.set(name, engine)
+    }
+    return engine
+  }
+
   private afterRun(run: WorkerRun): void {
     if (this.current === run) this.current = undefined
     this.engine.release(run.realm)
@@ -289,13 +314,22 @@ class SandboxWorker {
   private publishCounters(): void {
     const env = this.env
     if (env === undefined) return
-    const counters = this.engine.counters()
-    Atomics.store(env.words, REALM_BUILDS, counters.realmBuilds)
-    Atomics.store(env.words, SNAPSHOT_RESTORES, counters.snapshotRestores)
-    Atomics.store(env.words, REALM_SAVES, counters.realmSaves ?? 0)
-    Atomics.store(env.words, SAVED_REALM_STARTS, counters.savedRealmStarts ?? 0)
-    Atomics.store(env.words, PARKS, counters.parks ?? 0)
-    Atomics.store(env.words, PARKED_KIB, Math.ceil((counters.parkedBytes ?? 0) / 1024))
+    const sum = { realmBuilds: 0, snapshotRestores: 0, realmSaves: 0, savedRealmStarts: 0, parks: 0, parkedBytes: 0 }
+    for (const engine of this.engines.values()) {
+      const counters = engine.counters()
+      sum.realmBuilds += counters.realmBuilds
+      sum.snapshotRestores += counters.snapshotRestores
+      sum.realmSaves += counters.realmSaves ?? 0
+      sum.savedRealmStarts += counters.savedRealmStarts ?? 0
+      sum.parks += counters.parks ?? 0
+      sum.parkedBytes += counters.parkedBytes ?? 0
+    }
+    Atomics.store(env.words, REALM_BUILDS, sum.realmBuilds)
+    Atomics.store(env.words, SNAPSHOT_RESTORES, sum.snapshotRestores)
+    Atomics.store(env.words, REALM_SAVES, sum.realmSaves)
+    Atomics.store(env.words, SAVED_REALM_STARTS, sum.savedRealmStarts)
+    Atomics.store(env.words, PARKS, sum.parks)
+    Atomics.store(env.words, PARKED_KIB, Math.ceil(sum.parkedBytes / 1024))
   }
 
   /**

@@ -17,7 +17,7 @@ import { NestedReplyError, type RedisReply } from '../resp/types.js'
 
 /** What the server needs of a Gearbox (Gearbox.serve passes it). */
 export interface ServerGears {
-  execute(source: string, options: { readonly unblocking: boolean } & SessionOptions): Promise<ExecuteReply>
+  execute(source: string, options: { readonly unblocking: boolean; readonly language?: 'js' | 'python' } & SessionOptions): Promise<ExecuteReply>
   readonly executions: {
     list(): ExecutionSummary[]
     get(id: string): ExecutionInfo
@@ -161,12 +161,21 @@ export async function runRgCommand(gears: ServerGears, name: string, args: reado
     args.length === n ? undefined : error(`ERR wrong number of arguments for '${text(args[0]!)}' command`)
   try {
     switch (name) {
+      case 'RG.PYEXECUTE':
       case 'RG.JSEXECUTE': {
         if (ctx.inMulti) return error(MULTI_TEXT)
         const parsed = parseExecuteArgs(args)
         if (typeof parsed === 'string') return error(parsed)
         const { source, ...executeOptions } = parsed
-        const reply = await gears.execute(source, executeOptions)
+        const language = name === 'RG.PYEXECUTE' ? 'python' : 'js'
+        let reply: ExecuteReply
+        try {
+          reply = await gears.execute(source, { ...executeOptions, language })
+        } catch (err) {
+          // A Python script's error reply is its traceback, as RedisGears replies.
+          if (language === 'python' && err instanceof GuestError && err.guestStack?.startsWith('Traceback') === true) return error(err.guestStack)
+          throw err
+        }
         // 'OK' (no run) is a status; an unblocking run's id is a bulk string; [results, errors] by §3.
         if (reply === 'OK') return 'OK'
         if (typeof reply === 'string') return bulk(reply)
@@ -176,9 +185,6 @@ export async function runRgCommand(gears: ServerGears, name: string, args: reado
         }
         return gearsReply(reply)
       }
-      case 'RG.PYEXECUTE':
-        if (ctx.inMulti) return error(MULTI_TEXT)
-        return error('ERR gearbox runs JavaScript functions so far: use RG.JSEXECUTE (the Python guest is not built yet)')
       case 'RG.DUMPEXECUTIONS':
         return arity(1) ?? shapeReply(dumpExecutionsReply(gears.executions.list()))
       case 'RG.GETEXECUTION': {

@@ -107,14 +107,14 @@ t('usage errors exit 1 with CODE: message and the usage text', async () => {
   assert.ok(bad.stderr.startsWith("ERR_GEARBOX_INVALID_ARGUMENT: --wall-ms expects a positive integer, got 'soon'\n"))
 })
 
-t('a missing file, a Python script, an unreachable Redis: exit 1 with the coded error', async () => {
+t('a missing file, an unreachable Redis: exit 1 with the coded error; a .py script runs as Python', async () => {
   const missing = await gearbox(['run', join(ctx.dir!, 'nope.js'), '--redis', ctx.redis!.url])
   assert.is(missing.status, 1)
   assert.match(missing.stderr, /^ERR_GEARBOX_INVALID_ARGUMENT: cannot read .*nope\.js/)
   assert.not.match(missing.stderr, 'Usage:')
-  const python = await gearbox(['run', script('f.py', 'GB().run()'), '--redis', ctx.redis!.url])
-  assert.is(python.status, 1)
-  assert.match(python.stderr, /^ERR_GEARBOX_INVALID_ARGUMENT: language 'python' is not supported yet/)
+  const python = await gearbox(['run', script('f.py', "GB().map(lambda r: r['key']).run('no-such-key:*')"), '--redis', ctx.redis!.url])
+  assert.is(python.status, 0, python.stderr)
+  assert.match(python.stdout, /empty array/)
   const down = await gearbox(['run', script('down.js', `execute('PING')`), '--redis', 'redis://127.0.0.1:1'])
   assert.is(down.status, 1)
   assert.match(down.stderr, /^ERR_GEARBOX_CONNECTION: /)

@@ -201,11 +201,11 @@ t("GearsError is a global class with name 'GearsError'", async () => {
   )
 })
 
-t("language 'python' is refused; use after close is a ClosedError; close is idempotent", async () => {
+t("an unknown language is refused; use after close is a ClosedError; close is idempotent", async () => {
   const gearbox = await Gearbox.create({ redis: ctx.redis!.url, workers: 1 })
-  const python = await rejection(() => gearbox.execute('x', { language: 'python' }))
-  assert.instance(python, InvalidArgumentError)
-  assert.match((python as Error).message, "language 'python' is not supported yet")
+  const unknown = await rejection(() => gearbox.execute('x', { language: 'ruby' as 'js' }))
+  assert.instance(unknown, InvalidArgumentError)
+  assert.match((unknown as Error).message, "unknown language 'ruby' (supported: 'js', 'python')")
   await gearbox.close()
   await gearbox.close()
   const closed = await rejection(() => gearbox.execute('1'))

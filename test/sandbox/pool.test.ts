@@ -381,7 +381,7 @@ test('abort after the result settled changes nothing', async () => {
 test('malformed jobs and hosts are refused', () => {
   const host = new FakeHost()
   const invalid = (value: unknown) => () => pool.start(value as ExecutionJob, host)
-  assert.throws(invalid({ ...job(`'x'`), engine: 'micropython' }), /job\.engine/)
+  assert.throws(invalid({ ...job(`'x'`), engine: 'cpython' }), /job\.engine/)
   assert.throws(invalid({ ...job(`'x'`), scripts: [{ name: 1, code: '' }] }), /job\.scripts/)
   assert.throws(invalid({ ...job(`'x'`), entry: undefined }), /job\.entry/)
   assert.throws(invalid({ ...job(`'x'`), limits: { cpuMs: -1 } }), /limits\.cpuMs/)

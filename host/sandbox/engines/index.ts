@@ -4,14 +4,16 @@
  * that names an engine's folder.
  */
 import type { EngineName, EngineTraits, WireCodec } from '../engine.js'
+import { MICROPYTHON_TRAITS } from './micropython/traits.js'
+import { MICROPYTHON_WIRE_CODEC } from './micropython/wire-codec.js'
 import { QUICKJS_TRAITS } from './quickjs/traits.js'
 import { QUICKJS_WIRE_CODEC } from './quickjs/wire-codec.js'
 
 /** The engine jobs use unless they name another (the JavaScript guest). */
 export const DEFAULT_ENGINE: EngineName = 'quickjs'
 
-const TRAITS: { readonly [E in EngineName]: EngineTraits } = { quickjs: QUICKJS_TRAITS }
-const CODECS: { readonly [E in EngineName]: WireCodec } = { quickjs: QUICKJS_WIRE_CODEC }
+const TRAITS: { readonly [E in EngineName]: EngineTraits } = { quickjs: QUICKJS_TRAITS, micropython: MICROPYTHON_TRAITS }
+const CODECS: { readonly [E in EngineName]: WireCodec } = { quickjs: QUICKJS_WIRE_CODEC, micropython: MICROPYTHON_WIRE_CODEC }
 
 export function isEngineName(name: unknown): name is EngineName {
   return typeof name === 'string' && Object.hasOwn(TRAITS, name)
