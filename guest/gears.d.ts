@@ -302,7 +302,7 @@ interface RegisterOptions {
   /** The prefix (also the first argument; `regex` is its deprecated name). Default `'*'`. */
   readonly prefix?: string
   readonly regex?: string
-  /** `'async'` (default: every master's events, each run on its key's shard), `'async_local'` (this host's shard only), `'sync'` (stored, inactive). */
+  /** `'async'` (default: every master's events, each run on its key's shard), `'async_local'` (this host's shard only), `'sync'` (under gearbox serve, before the client's reply; in the library, at once, in order per key). */
   readonly mode?: 'async' | 'async_local' | 'sync'
   /** Called with no arguments once the registration is applied (its failure is logged). */
   readonly onRegistered?: () => unknown
@@ -514,9 +514,10 @@ interface GearsBuilder<T = KeysReaderRecord> {
    *   consumer; records `{key: stream, id, value: {field: value}}`, `batch` per execution. At least
    *   once: entries are acknowledged only after their execution succeeded or the policy moved on;
    *   a dead host's entries are taken over after `claimIdleMs`.
-   * - CommandReader `hook` (+ `keyprefix`), KeysReader `commands`, and mode `'sync'` act under
-   *   `gearbox serve` (README "Functions in the command path"); in the library alone they are
-   *   checked and stored with status `INACTIVE`.
+   * - CommandReader `hook` (+ `keyprefix`) and KeysReader `commands` act under `gearbox serve`
+   *   (README "Functions in the command path"); in the library alone they are checked and stored
+   *   with status `INACTIVE`. Mode `'sync'` runs before the client's reply under `gearbox serve`,
+   *   and in the library at once, in event order per key.
    *
    * @throws GearsError with RedisGears' texts: `regex argument must be a string`, `unknown execution mode`,
    *   `OnRegistered argument must be a function`, `given eventTypes is not iterable`, `given event type is not string`,

@@ -214,9 +214,11 @@ function executionPlan(c: CompiledRegistration): RunDescription {
 
 /** Why a registration cannot be active in the library yet, or null. */
 function inactiveReasonOf(c: CompiledRegistration): string | null {
-  if (c.mode === 'sync') return "mode 'sync' runs inside the triggering command: it needs the RESP front (gearbox serve), not built yet"
-  if (c.command?.hook !== undefined && c.command.hook !== null) return 'command hooks need the RESP front (gearbox serve), not built yet'
-  if (c.keys?.commands !== undefined && c.keys.commands !== null) return "the 'commands' filter needs the RESP front (gearbox serve), not built yet"
+  // Mode sync alone needs no command path: in the library its events run at once, in order per key.
+  if (c.command?.hook !== undefined && c.command.hook !== null) return 'command hooks act on the commands of gearbox serve clients: start a server (gearbox serve, Gearbox.serve())'
+  if (c.keys?.commands !== undefined && c.keys.commands !== null) {
+    return "the 'commands' filter acts on the commands of gearbox serve clients: start a server (gearbox serve, Gearbox.serve())"
+  }
   return null
 }
 

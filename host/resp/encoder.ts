@@ -100,8 +100,9 @@ function writeValue(w: RespWriter, value: RespValue, protocol: RespProtocol): vo
     else if (protocol === 3) w.write(`(${value}\r\n`)
     else writeBulkText(w, value.toString())
   } else if (value instanceof NestedReplyError) {
-    // RESP3: Redis' blob errors stay blobs, and so does a text with line breaks (kept whole, not flattened).
-    if (protocol === 3 && (value.blob || value.message.includes('\n') || value.message.includes('\r'))) {
+    // RESP3: Redis' own blob errors stay blobs. gearbox's error texts are flattened for every
+    // protocol, as Redis does for module error replies (RedisModule_ReplyWithError).
+    if (protocol === 3 && value.blob) {
       const body = utf8.encode(value.message)
       w.write(`!${body.length}\r\n`)
       w.writeBytes(body)

@@ -167,20 +167,37 @@ t("register() reached without its name in the source is refused clearly (only su
   assert.equal((await rejection(gearbox().trigger('hidden'))).code, 'ERR_GEARBOX_TRIGGER_NOT_FOUND')
 })
 
-t('hooks, commands= and sync are stored but inactive, with the reason', async () => {
-  await gearbox().execute(`
+t('without a server, hooks and commands= are stored but inactive, with the reason; sync runs at once, in order per key', async () => {
+  // A Gearbox of its own: the shared one's keyspace feed must start in the next test (it checks the set-up).
+  const own = await Gearbox.create({ redis: ctx.redis!.url, workers: 1, persist: false })
+  try {
+    await checkInactiveAndSync(own)
+  } finally {
+    await own.close()
+  }
+})
+
+async function checkInactiveAndSync(gearbox: Gearbox): Promise<void> {
+  await gearbox.execute(`
     GB('CommandReader').register({ hook: 'set', keyprefix: 'h:' })
     GB().register('c*', { commands: ['set'] })
-    GB().register('s*', { mode: 'sync' })
+    GB().foreach((r) => execute('RPUSH', 'sync-seen', r.value)).register('s:*', { mode: 'sync' })
   `)
-  const list = gearbox().registrations.list()
+  const list = gearbox.registrations.list()
   assert.equal(list.length, 3)
-  for (const r of list) {
+  for (const r of list.slice(0, 2)) {
     assert.equal(r.RegistrationData.status, 'INACTIVE')
-    assert.ok(r.RegistrationData.inactiveReason?.includes('RESP front'), String(r.RegistrationData.inactiveReason))
+    assert.ok(r.RegistrationData.inactiveReason?.includes('gearbox serve'), String(r.RegistrationData.inactiveReason))
   }
   assert.equal(list[0]!.RegistrationData.args, ['hook', 'set', 'keyprefix', 'h:', 'inorder', 0])
-})
+  assert.equal(list[2]!.RegistrationData.status, 'OK')
+  assert.equal(list[2]!.RegistrationData.mode, 'sync')
+  for (let i = 0; i < 20; i++) await client().set('s:1', String(i))
+  await until('the sync events', async () => (await client().llen('sync-seen')) >= 20)
+  // One key's events run in the order they happened (a value read may show a later write, never an earlier one).
+  const seen = (await client().lrange('sync-seen', 0, -1)).map(Number)
+  for (let i = 1; i < seen.length; i++) assert.ok(seen[i]! >= seen[i - 1]!, `in order: ${seen.join(',')}`)
+}
 
 t('KeysReader: notify-keyspace-events set up, records as RedisGears gives them, prefix rule', async () => {
   await rawCommand(ctx.redis!.port, ['CONFIG', 'SET', 'notify-keyspace-events', ''])

@@ -55,8 +55,10 @@ test('upgrade on the cluster: events on every master go to the new version; sess
   const regId = gearbox.registrations.list()[0]!.id
   assert.equal(session?.registrations, [regId])
   // The new version's executions, each on its key's shard, listed as registered (at most 100 kept).
+  await until('every event counted', () => gearbox.registrations.list()[0]?.RegistrationData.numSuccess === keys.length)
   const mine = gearbox.executions.list().filter((e) => e.registered && gearbox.executions.get(e.id).registration === regId)
-  assert.is(mine.length, 30)
+  // Events queued while a lane ran are one execution's records (key-lanes.ts): up to one execution per event.
+  assert.ok(mine.length >= 3 && mine.length <= keys.length, `executions: ${mine.length}`)
   const shardIds = new Set(mine.map((e) => gearbox.executions.get(e.id).shardId))
   assert.is(shardIds.size, 3)
 })
