@@ -30,7 +30,7 @@ interface Section {
 }
 
 async function sectionColdExecution(redisUrl: string): Promise<Section> {
-  const gearbox = await Gearbox.create({ redis: redisUrl, workers: 2 })
+  const gearbox = await Gearbox.create({ redis: redisUrl, persist: false, workers: 2 })
   try {
     const trivial = async (): Promise<void> => {
       const r = await gearbox.execute('1 + 1')
@@ -96,7 +96,7 @@ function hundredGetsNote(gs: Sample, rs: Sample): string {
 async function sectionHundredGets(redisUrl: string): Promise<Section> {
   const redis = new Redis(redisUrl)
   await redis.set('bench:k', 'value')
-  const gearbox = await Gearbox.create({ redis: redisUrl, workers: 2 })
+  const gearbox = await Gearbox.create({ redis: redisUrl, persist: false, workers: 2 })
   try {
     const script = "for (let i = 0; i < 100; i++) execute('GET', 'bench:k')"
     const viaGearbox = async (): Promise<void> => {
@@ -141,7 +141,7 @@ async function sectionRss(redisUrl: string): Promise<Section> {
     return process.memoryUsage().rss
   }
   const measure = async (workers: number): Promise<number> => {
-    const gearbox = await Gearbox.create({ redis: redisUrl, workers })
+    const gearbox = await Gearbox.create({ redis: redisUrl, persist: false, workers })
     try {
       // Run enough executions that every worker has built its interpreter modules.
       await Promise.all(Array.from({ length: workers * 4 }, () => gearbox.execute("execute('PING')")))

@@ -292,7 +292,9 @@ export class SessionManager {
         for (const id of s.unregistered) {
           if (live.unregistered.has(id)) continue
           live.unregistered.add(id)
-          if (this.#registry.sessionOf(id) === live.id) void this.#registry.unregister(id).catch(() => {})
+          if (this.#registry.sessionOf(id) === live.id) {
+            void this.#registry.unregister(id).catch((e: unknown) => this.logger.log('warning', `registration ${id}'s stream reader did not stop cleanly: ${messageOf(e)}`))
+          }
         }
         live.rev = s.rev
         continue

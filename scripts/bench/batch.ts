@@ -103,8 +103,8 @@ const perSecond = (keys: number, ms: number): number => (keys / ms) * 1000
 async function standalone(keys: number, rounds: number): Promise<BenchSection> {
   const server = await startRedisServer()
   const client = new Redis(server.url, { protocol: 2 })
-  const gearbox = await Gearbox.create({ redis: server.url, workers: 2, limits: LIMITS })
-  const plain = await Gearbox.create({ redis: server.url, workers: 2, limits: LIMITS, serverSideReads: false })
+  const gearbox = await Gearbox.create({ redis: server.url, persist: false, workers: 2, limits: LIMITS })
+  const plain = await Gearbox.create({ redis: server.url, persist: false, workers: 2, limits: LIMITS, serverSideReads: false })
   try {
     await load([client], keys, () => 0)
     await gearboxCount(gearbox, keys) // warm-up: JIT, worker modules
@@ -149,8 +149,8 @@ async function standalone(keys: number, rounds: number): Promise<BenchSection> {
 async function cluster(keys: number, rounds: number): Promise<BenchSection> {
   const c = await startRedisCluster()
   const clients = c.nodes.map((n) => new Redis(n.port, n.host, { protocol: 2 }))
-  const gearbox = await Gearbox.create({ redis: { cluster: c.urls }, workers: 2, limits: LIMITS })
-  const plain = await Gearbox.create({ redis: { cluster: c.urls }, workers: 2, limits: LIMITS, serverSideReads: false })
+  const gearbox = await Gearbox.create({ redis: { cluster: c.urls }, persist: false, workers: 2, limits: LIMITS })
+  const plain = await Gearbox.create({ redis: { cluster: c.urls }, persist: false, workers: 2, limits: LIMITS, serverSideReads: false })
   try {
     // Route each key to the master owning its slot, as the cluster would.
     const { keySlot } = await import('../../host/cluster/slots.js')

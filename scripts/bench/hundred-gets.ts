@@ -13,7 +13,7 @@ async function main(): Promise<void> {
   const server = await startRedisServer()
   const redis = new Redis(server.url)
   await redis.set('bench:k', 'value')
-  const gearbox = await Gearbox.create({ redis: server.url, workers: 2 })
+  const gearbox = await Gearbox.create({ redis: server.url, persist: false, workers: 2 })
   try {
     const script = "for (let i = 0; i < 100; i++) execute('GET', 'bench:k')"
     const raw = rawGets(redis, 'bench:k', 100)

@@ -22,7 +22,7 @@ runCoroutine(async () => { const v = await f; execute('HSET', 'bench:parked', '$
 export async function benchParked(options: ParkedBenchOptions = {}): Promise<BenchSection[]> {
   const n = options.quick === true ? 300 : 1000
   const server = await startRedisServer()
-  const gearbox = await Gearbox.create({ redis: server.url, workers: 2 })
+  const gearbox = await Gearbox.create({ redis: server.url, persist: false, workers: 2 })
   const client = new Redis(server.url)
   try {
     await gearbox.execute(waiting(-1)) // warm-up: both workers' realms built

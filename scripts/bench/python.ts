@@ -73,7 +73,7 @@ export async function benchPython(options: PythonBenchOptions = {}): Promise<Ben
   const url = options.redisUrl ?? server!.url
   const redis = new Redis(url)
   await redis.set('bench:k', 'value')
-  const gearbox = await Gearbox.create({ redis: url, workers: 2 })
+  const gearbox = await Gearbox.create({ redis: url, persist: false, workers: 2 })
   const glueSpecifier = '@micropython/micropython-webassembly-pyscript'
   const glue = (await import(glueSpecifier)) as { loadMicroPython: LoadFn }
   try {

@@ -32,7 +32,7 @@ const KEYS_SCRIPT = `GB().foreach(() => execute('INCR', 'bench:effects')).regist
 const LATENCY_SCRIPT = `GB().foreach((r) => execute('LPUSH', 'bench:lat', r.key)).register('bench:lat:*', { readValue: false, eventTypes: ['set'] })`
 
 async function triggerCost(url: string, savedRealms: boolean, n: number): Promise<number[]> {
-  const gearbox = await Gearbox.create({ redis: url, workers: 2, savedRealms })
+  const gearbox = await Gearbox.create({ redis: url, persist: false, workers: 2, savedRealms })
   try {
     if ((await gearbox.execute(TRIGGER_SCRIPT)) !== 'OK') throw new Error('the trigger script did not register')
     return await timeEach(n, 20, async () => {
@@ -126,7 +126,7 @@ export async function benchRegistrations(options: RegistrationsBenchOptions = {}
     const ss = summarize(saved)
     const fs = summarize(fresh)
 
-    const gearbox = await Gearbox.create({ redis: server.url, workers: 2 })
+    const gearbox = await Gearbox.create({ redis: server.url, persist: false, workers: 2 })
     const client = new Redis(server.url)
     const waiter = new Redis(server.url)
     try {

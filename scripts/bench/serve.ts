@@ -66,7 +66,7 @@ export async function benchServe(options: ServeBenchOptions = {}): Promise<Bench
   const rounds = quick ? 2 : 3
   const server = await startRedisServer()
   const redis = new Redis(server.url)
-  const gearbox = await Gearbox.create({ redis: server.url, workers: 2, logger: { log: () => {} } })
+  const gearbox = await Gearbox.create({ redis: server.url, persist: false, workers: 2, logger: { log: () => {} } })
   const handle = await gearbox.serve({ port: 0 })
   const served = new Redis({ host: '127.0.0.1', port: handle.address.port })
   try {

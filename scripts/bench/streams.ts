@@ -86,7 +86,7 @@ export async function benchStreams(options: StreamBenchOptions = {}): Promise<Be
   const rounds = options.quick ? 1 : 2
   const server = await startRedisServer()
   const redis = new Redis(server.port, '127.0.0.1')
-  const gearbox = await Gearbox.create({ redis: server.url, workers: 2, logger: { log: () => undefined } })
+  const gearbox = await Gearbox.create({ redis: server.url, persist: false, workers: 2, logger: { log: () => undefined } })
   const sections: BenchSection[] = []
   try {
     const rows: BenchRow[] = []
