@@ -719,6 +719,19 @@ class GearboxRedisBackend implements RedisBackend {
     return { cursor: new TextDecoder().decode(next), keys: keys as Uint8Array[] }
   }
 
+  /** A reconnecting connection of gearbox's own (the configured user, the URL's db) to `address`: subscribers, blocking readers. */
+  private ownConnectionBase(address: ConnectionConfig['address']) {
+    return {
+      address,
+      tls: this.tls,
+      ...this.credentials,
+      db: this.db,
+      connectTimeoutMs: this.connectTimeoutMs,
+      maxReconnectDelayMs: this.maxReconnectDelayMs,
+      reconnect: true,
+    } as const
+  }
+
   async subscribe(shardId: string, patterns: readonly string[], listener: SubscriptionListener): Promise<Subscription> {
     if (this.closed) throw new ClosedError('the Redis backend is closed')
     const node = await this.shardNode(shardId)
@@ -726,13 +739,7 @@ class GearboxRedisBackend implements RedisBackend {
     let firstSubscribed!: () => void
     const subscribedOnce = new Promise<void>((resolve) => (firstSubscribed = resolve))
     const conn: RedisConnection = new RedisConnection({
-      address: node.address,
-      tls: this.tls,
-      ...this.credentials,
-      db: this.db,
-      connectTimeoutMs: this.connectTimeoutMs,
-      maxReconnectDelayMs: this.maxReconnectDelayMs,
-      reconnect: true,
+      ...this.ownConnectionBase(node.address),
       onError: (error) => {
         this.lastError = error
       },
@@ -782,13 +789,7 @@ class GearboxRedisBackend implements RedisBackend {
     const node = await this.shardNode(shardId)
     // No command timeout: a BLOCK read waits by design (its callers bound BLOCK themselves).
     const conn = new RedisConnection({
-      address: node.address,
-      tls: this.tls,
-      ...this.credentials,
-      db: this.db,
-      connectTimeoutMs: this.connectTimeoutMs,
-      maxReconnectDelayMs: this.maxReconnectDelayMs,
-      reconnect: true,
+      ...this.ownConnectionBase(node.address),
       onError: (error) => {
         this.lastError = error
         if (this.mode === 'cluster') this.invalidateTopology()

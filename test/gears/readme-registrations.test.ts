@@ -12,6 +12,7 @@ import { Gearbox } from '../../host/gearbox.js'
 import { rawCommand } from '../../host/platform/redis-cluster.js'
 import { createRedisBackend, hashtagForSlot, keySlot, shardOwningSlot, type RedisBackend } from '../../host/redis/index.js'
 import { sharedCluster, startRedis, type TestCluster, type TestRedis } from '../helpers/redis.js'
+import { poller } from '../helpers/until.js'
 
 /** The README's first `js` block of the "Registrations" section: the write-behind and the trigger. */
 function readmeWriteBehind(): string {
@@ -23,14 +24,7 @@ function readmeWriteBehind(): string {
   return block![1]!
 }
 
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (let i = 0; i < 2_000 && Date.now() < deadline; i++) {
-    if (await check()) return
-    await new Promise((resolve) => setTimeout(resolve, 25))
-  }
-  assert.unreachable(`timed out waiting for ${what}`)
-}
+const until = poller(15_000, 25)
 
 type Entry = [string, string[]]
 

@@ -9,20 +9,13 @@ import { Gearbox } from '../../host/gearbox.js'
 import { rawCommand } from '../../host/platform/redis-cluster.js'
 import { createRedisBackend, hashtagForSlot, keySlot, shardOwningSlot, type RedisBackend } from '../../host/redis/index.js'
 import { sharedCluster, type TestCluster } from '../helpers/redis.js'
+import { poller } from '../helpers/until.js'
 
 const ctx: { cluster?: TestCluster; gearbox?: Gearbox; client?: Cluster; backend?: RedisBackend } = {}
 const gearbox = (): Gearbox => ctx.gearbox!
 const client = (): Cluster => ctx.client!
 
-async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (let i = 0; i < 10_000; i++) {
-    if (await check()) return
-    if (Date.now() > deadline) break
-    await new Promise((resolve) => setTimeout(resolve, 25))
-  }
-  assert.unreachable(`timed out waiting for ${what}`)
-}
+const until = poller(15_000, 25)
 
 /** The hashtag() string of the shard owning `key` (the lowest slot it owns). */
 async function shardTag(key: string): Promise<string> {
@@ -53,8 +46,8 @@ t.after(async () => {
   for (const n of ctx.cluster?.nodes ?? []) await rawCommand(n.port, ['CONFIG', 'SET', 'notify-keyspace-events', ''])
 })
 
-t.before.each(() => {
-  for (const r of gearbox().registrations.list()) gearbox().registrations.unregister(r.id)
+t.before.each(async () => {
+  await Promise.all(gearbox().registrations.list().map((r) => gearbox().registrations.unregister(r.id)))
 })
 
 t("every master's events; each execution runs on its key's shard", async () => {

@@ -9,17 +9,9 @@ import { Redis } from 'ioredis'
 import { Gearbox } from '../../host/gearbox.js'
 import { MAX_EVENTS_PER_EXECUTION } from '../../host/gears/key-lanes.js'
 import { startRedis, type TestRedis } from '../helpers/redis.js'
+import { poller } from '../helpers/until.js'
 
-/** Polls `check` every 20 ms until it returns true; fails after `timeoutMs`. */
-async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (let i = 0; i < 10_000; i++) {
-    if (await check()) return
-    if (Date.now() > deadline) break
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-  assert.unreachable(`timed out waiting for ${what}`)
-}
+const until = poller(20_000)
 
 const ctx: { redis?: TestRedis; saved?: Gearbox; fresh?: Gearbox; client?: Redis } = {}
 const t = suite('registrations: executions start from the saved realm')

@@ -12,21 +12,13 @@ import { REGISTRATION_QUEUE_SIZE } from '../../host/gears/registrations.js'
 import { rawCommand } from '../../host/platform/redis-cluster.js'
 import { startRedis, type TestRedis } from '../helpers/redis.js'
 import { rejection } from '../helpers/rejection.js'
+import { poller } from '../helpers/until.js'
 
 const ctx: { redis?: TestRedis; gearbox?: Gearbox; client?: Redis } = {}
 const gearbox = (): Gearbox => ctx.gearbox!
 const client = (): Redis => ctx.client!
 
-/** Polls `check` every 20 ms until it returns true; fails after `timeoutMs` (never a fixed sleep). */
-async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (let i = 0; i < 10_000; i++) {
-    if (await check()) return
-    if (Date.now() > deadline) break
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-  assert.unreachable(`timed out waiting for ${what}`)
-}
+const until = poller(10_000)
 
 function registration(id: string) {
   const found = gearbox().registrations.list().find((r) => r.id === id)
@@ -35,7 +27,7 @@ function registration(id: string) {
 }
 
 async function unregisterAll(): Promise<void> {
-  for (const r of gearbox().registrations.list()) gearbox().registrations.unregister(r.id)
+  await Promise.all(gearbox().registrations.list().map((r) => gearbox().registrations.unregister(r.id)))
 }
 
 const t = suite('registrations (standalone)')

@@ -5,18 +5,11 @@ import { Cluster } from 'ioredis'
 import { Gearbox } from '../../host/gearbox.js'
 import { rawCommand } from '../../host/platform/redis-cluster.js'
 import { sharedCluster, type TestCluster } from '../helpers/redis.js'
+import { poller } from '../helpers/until.js'
 
 const ctx: { cluster?: TestCluster; client?: Cluster; gearbox?: Gearbox } = {}
 
-async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (let i = 0; i < 10_000; i++) {
-    if (await check()) return
-    if (Date.now() > deadline) break
-    await new Promise((resolve) => setTimeout(resolve, 25))
-  }
-  assert.unreachable(`timed out waiting for ${what}`)
-}
+const until = poller(15_000, 25)
 
 test.before(async () => {
   ctx.cluster = await sharedCluster()

@@ -12,20 +12,13 @@ import { Gearbox } from '../../host/gearbox.js'
 import type { ServerHandle } from '../../host/server/index.js'
 import { startRedis, type TestRedis } from '../helpers/redis.js'
 import { rejection } from '../helpers/rejection.js'
+import { poller } from '../helpers/until.js'
 
 const ctx: { redis?: TestRedis; gearbox?: Gearbox; client?: Redis } = {}
 const gearbox = (): Gearbox => ctx.gearbox!
 const client = (): Redis => ctx.client!
 
-async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (let i = 0; i < 10_000; i++) {
-    if (await check()) return
-    if (Date.now() > deadline) break
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-  assert.unreachable(`timed out waiting for ${what}`)
-}
+const until = poller(10_000)
 
 async function unregisterAll(): Promise<void> {
   for (const r of gearbox().registrations.list()) await gearbox().registrations.unregister(r.id)

@@ -10,19 +10,12 @@ import { SESSIONS_KEY } from '../../host/gears/store.js'
 import { rawCommand } from '../../host/platform/redis-cluster.js'
 import { keySlot } from '../../host/cluster/slots.js'
 import { sharedCluster, type TestCluster } from '../helpers/redis.js'
+import { poller } from '../helpers/until.js'
 
 const ctx: { cluster?: TestCluster; client?: Cluster; boxes: Gearbox[] } = { boxes: [] }
 const quiet = { log: () => {} }
 
-async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (let i = 0; i < 10_000; i++) {
-    if (await check()) return
-    if (Date.now() > deadline) break
-    await new Promise((resolve) => setTimeout(resolve, 25))
-  }
-  assert.unreachable(`timed out waiting for ${what}`)
-}
+const until = poller(15_000, 25)
 
 async function create(): Promise<Gearbox> {
   const box = await Gearbox.create({ redis: { cluster: [...ctx.cluster!.urls] }, workers: 1, logger: quiet })

@@ -14,6 +14,7 @@ import { KeyspaceLeases, leaseKey, SESSIONS_KEY } from '../../host/gears/store.j
 import { createRedisBackend } from '../../host/redis/index.js'
 import { startRedis, type TestRedis } from '../helpers/redis.js'
 import { rejection } from '../helpers/rejection.js'
+import { poller } from '../helpers/until.js'
 
 const ctx: { redis?: TestRedis; client?: Redis } = {}
 const client = (): Redis => ctx.client!
@@ -36,15 +37,7 @@ async function closeAll(): Promise<void> {
   for (const box of open.splice(0)) await box.close()
 }
 
-async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (let i = 0; i < 10_000; i++) {
-    if (await check()) return
-    if (Date.now() > deadline) break
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-  assert.unreachable(`timed out waiting for ${what}`)
-}
+const until = poller(10_000)
 
 const t = suite('store (standalone)')
 

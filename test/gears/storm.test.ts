@@ -10,6 +10,7 @@ import * as assert from 'uvu/assert'
 import { Redis } from 'ioredis'
 import { Gearbox } from '../../host/gearbox.js'
 import { startRedis, type TestRedis } from '../helpers/redis.js'
+import { poller } from '../helpers/until.js'
 
 const STORM_MS = 3000
 const STORM_KEYS = 400_000
@@ -17,15 +18,7 @@ const QUEUE_SIZE = 2000
 /** Host RSS the storm may add: the queue's bound plus what Node's allocator keeps, generously. */
 const RSS_GROWTH_BOUND_BYTES = 300 * 1024 * 1024
 
-async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (let i = 0; i < 100_000; i++) {
-    if (await check()) return
-    if (Date.now() > deadline) break
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-  assert.unreachable(`timed out waiting for ${what}`)
-}
+const until = poller(10_000)
 
 const ctx: { redis?: TestRedis; gearbox?: Gearbox; client?: Redis } = {}
 const t = suite('registrations: an event storm')

@@ -12,20 +12,13 @@ import { STREAM_CONSUMER_GROUP } from '../../host/gears/streams.js'
 import { rawCommand } from '../../host/platform/redis-cluster.js'
 import { createRedisBackend, hashtagForSlot, keySlot, shardOwningSlot, type RedisBackend, type ShardInfo } from '../../host/redis/index.js'
 import { sharedCluster, type TestCluster } from '../helpers/redis.js'
+import { poller } from '../helpers/until.js'
 
 const ctx: { cluster?: TestCluster; gearbox?: Gearbox; client?: Cluster; backend?: RedisBackend; shards?: readonly ShardInfo[] } = {}
 const gearbox = (): Gearbox => ctx.gearbox!
 const client = (): Cluster => ctx.client!
 
-async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (let i = 0; i < 10_000; i++) {
-    if (await check()) return
-    if (Date.now() > deadline) break
-    await new Promise((resolve) => setTimeout(resolve, 25))
-  }
-  assert.unreachable(`timed out waiting for ${what}`)
-}
+const until = poller(20_000, 25)
 
 function registration(id: string) {
   const found = gearbox().registrations.list().find((r) => r.id === id)

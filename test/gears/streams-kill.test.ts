@@ -13,20 +13,13 @@ import { Cluster, Redis } from 'ioredis'
 import { STREAM_CONSUMER_GROUP } from '../../host/gears/streams.js'
 import { createRedisBackend, hashtagForSlot, shardOwningSlot } from '../../host/redis/index.js'
 import { sharedCluster, startRedis, type TestRedis } from '../helpers/redis.js'
+import { poller } from '../helpers/until.js'
 
 const FIXTURE = fileURLToPath(new URL('./stream-host-fixture.js', import.meta.url))
 const BATCH = 20
 const CLAIM_IDLE_MS = 1000
 
-async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (let i = 0; i < 100_000; i++) {
-    if (await check()) return
-    if (Date.now() > deadline) break
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  assert.unreachable(`timed out waiting for ${what}`)
-}
+const until = poller(10_000, 50)
 
 /** Starts a host process; resolves once it registered. */
 async function startHost(target: string, prefix: string): Promise<ChildProcess> {

@@ -12,21 +12,13 @@ import { Gearbox } from '../../host/gearbox.js'
 import { STREAM_BLOCK_MS, STREAM_CONSUMER_GROUP } from '../../host/gears/streams.js'
 import { startRedis, type TestRedis } from '../helpers/redis.js'
 import { rejection } from '../helpers/rejection.js'
+import { poller } from '../helpers/until.js'
 
 const ctx: { redis?: TestRedis; gearbox?: Gearbox; client?: Redis } = {}
 const gearbox = (): Gearbox => ctx.gearbox!
 const client = (): Redis => ctx.client!
 
-/** Polls `check` every 20 ms until it returns true; fails after `timeoutMs` (never a fixed sleep). */
-async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (let i = 0; i < 10_000; i++) {
-    if (await check()) return
-    if (Date.now() > deadline) break
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-  assert.unreachable(`timed out waiting for ${what}`)
-}
+const until = poller(15_000)
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 

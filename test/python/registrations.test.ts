@@ -10,20 +10,14 @@ import { Redis } from 'ioredis'
 import { Gearbox } from '../../host/gearbox.js'
 import { startRedis, type TestRedis } from '../helpers/redis.js'
 import { rejection } from '../helpers/rejection.js'
+import { poller } from '../helpers/until.js'
 
 const ctx: { redis?: TestRedis; gearbox?: Gearbox; client?: Redis } = {}
 const gearbox = (): Gearbox => ctx.gearbox!
 const client = (): Redis => ctx.client!
 const py = (source: string): Promise<unknown> => gearbox().execute(source, { language: 'python' })
 
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (let i = 0; i < 10_000 && Date.now() <= deadline; i++) {
-    if (await check()) return
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-  assert.unreachable(`timed out waiting for ${what}`)
-}
+const until = poller(10_000)
 
 const t = suite('python registrations (standalone)')
 
@@ -38,7 +32,7 @@ t.after(async () => {
   await ctx.redis?.stop()
 })
 t.before.each(async () => {
-  for (const r of gearbox().registrations.list()) gearbox().registrations.unregister(r.id)
+  await Promise.all(gearbox().registrations.list().map((r) => gearbox().registrations.unregister(r.id)))
   await client().flushall()
 })
 
