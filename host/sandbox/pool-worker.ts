@@ -10,7 +10,7 @@ import type { PlatformWorker, SandboxPlatform } from './platform.js'
 import { errorFromWire, type FromWorkerMessage, type WireOutcome, type WireScript } from './protocol.js'
 import { newReplyBuffer, ReplyWriter, type GrowableSharedArrayBuffer } from './reply-channel.js'
 import { newRequestBuffer, RequestReader, requestChannelSupported } from './request-channel.js'
-import { clockWords, nowMs, PREPARED, readInterpreterMs, PARKED_KIB, PARKS, REALM_BUILDS, REALM_SAVES, SAVED_REALM_STARTS, SNAPSHOT_RESTORES, STATE_BYTES, stateWords, STOP } from './shared-state.js'
+import { clockWords, nowMs, PREPARED, readInterpreterMs, PARKED_KIB, PARKS, REALM_BUILDS, REALM_SAVES, REPLY_SPIN, SAVED_REALM_STARTS, SNAPSHOT_RESTORES, STATE_BYTES, stateWords, STOP } from './shared-state.js'
 import type { GuestScript, HostHandler } from './types.js'
 import { exceedsUtf8Bytes } from './utf8.js'
 
@@ -163,6 +163,7 @@ export class PoolWorker {
     this.assigned.set(execution.id, execution)
     execution.stopRunning = (error) => this.stop(execution, error)
     Atomics.store(this.words, STOP, 0)
+    Atomics.store(this.words, REPLY_SPIN, this.owner.othersBusy(this) ? 0 : 1)
     const { job } = execution
     const limits = job.limits
     let replyData: GrowableSharedArrayBuffer | undefined
@@ -392,7 +393,7 @@ export class PoolWorker {
       return
     }
     const maxBytes = execution.job.limits.maxReplyBytes
-    if (!this.reply.write(value, maxBytes)) {
+    if (!this.reply.write(value, maxBytes, !this.owner.othersBusy(this))) {
       this.stop(execution, replyTooLarge(maxBytes))
       return
     }

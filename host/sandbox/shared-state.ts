@@ -41,6 +41,12 @@ export const SAVED_REALM_STARTS = 12
 export const PARKS = 13
 /** KiB the worker's parked runs hold now. */
 export const PARKED_KIB = 14
+/**
+ * Reply channel: 1 when the worker may spin for its next reply, 0 when it must park at once. The
+ * main thread clears it while another worker runs too: on a machine with few cores, a spinning
+ * worker takes the core Redis and the main thread need to answer it (see reply-channel.ts).
+ */
+export const REPLY_SPIN = 15
 
 export const REPLY_OK = 0
 /** The execution ended on the main side; the worker must unwind instead of reading a reply. */
