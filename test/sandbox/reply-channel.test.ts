@@ -5,7 +5,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { INITIAL_REPLY_BYTES, newReplyBuffer, ReplyReader, ReplyWriter } from '../../host/sandbox/reply-channel.js'
-import { STATE_BYTES, stateWords } from '../../host/sandbox/shared-state.js'
+import { REPLY_SPIN, STATE_BYTES, stateWords } from '../../host/sandbox/shared-state.js'
 
 const MiB = 1024 * 1024
 
@@ -21,6 +21,22 @@ function roundTrip(c: ReturnType<typeof channel>, text: string, maxBytes: number
   if (!c.writer.write(text, maxBytes)) return undefined
   return c.reader.await()
 }
+
+test('each reply tells the worker whether to spin for the next one (a worker running alone spins, one of several parks)', () => {
+  const words = stateWords(new SharedArrayBuffer(STATE_BYTES))
+  const data = newReplyBuffer(MiB)
+  const writer = new ReplyWriter(words, data)
+  const reader = new ReplyReader(words, data)
+  reader.arm()
+  assert.ok(writer.write('alone', MiB))
+  assert.is(Atomics.load(words, REPLY_SPIN), 1)
+  assert.is(reader.await(), 'alone')
+  reader.arm()
+  assert.ok(writer.write('with others', MiB, false))
+  assert.is(Atomics.load(words, REPLY_SPIN), 0)
+  // The reply is read the same way when the worker does not spin.
+  assert.is(reader.await(), 'with others')
+})
 
 test('a sequence of growing replies, ASCII and multi-byte, arrives intact', () => {
   const c = channel(16 * MiB)
