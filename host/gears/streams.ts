@@ -32,6 +32,24 @@ import { prefixMatches, type StreamRegistrationArgs } from './flow.js'
 export const STREAM_CONSUMER_GROUP = '__gears_consumer_group__'
 /** The longest a read blocks (XREADGROUP BLOCK): bounds how late a paused or stopped reader notices. */
 export const STREAM_BLOCK_MS = 1000
+
+/**
+ * Removes the group's gearbox consumers (named `gearbox-...`, other than ARGV[2]) that hold no
+ * entry and did not read for ARGV[3] ms: those of hosts that stopped, whose entries were taken
+ * over. In one script, so a consumer cannot read entries between the check and its removal (which
+ * would drop them from the pending list). A live host's consumer removed anyway (a long batch) is
+ * created again by its next read. Consumers not named by gearbox are the user's and stay.
+ */
+const SWEEP_SCRIPT = `local removed = 0
+for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local f = {}
+  for i = 1, #c, 2 do f[c[i]] = c[i + 1] end
+  if f.name ~= ARGV[2] and string.sub(f.name, 1, 8) == 'gearbox-' and f.pending == 0 and f.idle >= tonumber(ARGV[3]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], f.name)
+    removed = removed + 1
+  end
+end
+return removed`
 /** How often every master is scanned for new streams (SCAN TYPE stream), besides keyspace events. */
 export const STREAM_SCAN_INTERVAL_MS = 5000
 /** Reads of a master whose streams span several slots (no BLOCK across slots): a pause between empty rounds. */
@@ -83,6 +101,8 @@ class StreamState {
   touchedAt = 0
   /** When this consumer last looked for entries of dead consumers. */
   reclaimedAt = 0
+  /** When this consumer last removed gearbox consumers that stopped reading (see {@link SWEEP_SCRIPT}). */
+  sweptAt = Date.now()
   /** A batch of it runs (it is not read meanwhile). */
   running: Promise<void> | undefined
   constructor(
@@ -432,6 +452,10 @@ export class StreamProcessor {
       if (state.buffer.length === 0 && state.readFrom === '>' && now - state.reclaimedAt >= Math.max(100, claimIdle / 2)) {
         state.reclaimedAt = now
         await this.#reclaim(state)
+        if (now - state.sweptAt >= Math.max(1000, claimIdle)) {
+          state.sweptAt = now
+          await this.#sweepConsumers(state)
+        }
       }
       if (state.buffer.length > 0 && now - state.touchedAt >= claimIdle / 3) await this.#touch(state, state.buffer)
     }
@@ -550,6 +574,22 @@ export class StreamProcessor {
       this.#host.logger.log('notice', `stream registration ${this.#registrationId}: took over ${entries.length} pending entries of ${state.name} idle for ${this.#args.claimIdleMs} ms`)
     }
     this.#buffer(state, entries)
+  }
+
+  /** Removes consumers of stopped hosts once their entries were taken over (SWEEP_SCRIPT). */
+  async #sweepConsumers(state: StreamState): Promise<void> {
+    const idleMs = 2 * this.#args.claimIdleMs + STREAM_BLOCK_MS
+    let removed: RedisReply
+    try {
+      removed = await this.#internal(['EVAL', SWEEP_SCRIPT, '1', state.name, STREAM_CONSUMER_GROUP, this.#consumer, String(Math.round(idleMs))])
+    } catch (error) {
+      // Housekeeping only: reading goes on; the next sweep tries again.
+      this.#host.logger.log('warning', `stream registration ${this.#registrationId}: removing consumers of stopped hosts from ${state.name} failed: ${failureText(error)}`)
+      return
+    }
+    if (typeof removed === 'number' && removed > 0) {
+      this.#host.logger.log('notice', `stream registration ${this.#registrationId}: removed ${removed} consumers of stopped hosts from ${state.name} (nothing pending, idle ${idleMs} ms)`)
+    }
   }
 
   /** Resets the idle time of entries this consumer holds, so that no other host takes them over. */

@@ -315,6 +315,22 @@ t('entries a dead consumer left pending are taken over after claimIdleMs (XAUTOC
   await until('acknowledged', async () => (await pendingCount('claim')) === 0)
 })
 
+t("a stopped host's consumer leaves the group once its entries were taken over; other consumers stay", async () => {
+  await client().xgroup('CREATE', 'sweep', STREAM_CONSUMER_GROUP, '0', 'MKSTREAM')
+  for (let i = 0; i < 3; i++) await client().xadd('sweep', '*', 'n', String(i))
+  // A gearbox host that read the entries and stopped, and a consumer of the user's own.
+  await client().xreadgroup('GROUP', STREAM_CONSUMER_GROUP, 'gearbox-stopped-1', 'COUNT', '10', 'STREAMS', 'sweep', '>')
+  await client().xgroup('CREATECONSUMER', 'sweep', STREAM_CONSUMER_GROUP, 'users-own')
+  await register(`GB('StreamReader').foreach((r) => execute('RPUSH', 'swept', r.id)).register('sweep', { claimIdleMs: 200 })`)
+  const names = async (): Promise<string[]> => ((await client().xinfo('CONSUMERS', 'sweep', STREAM_CONSUMER_GROUP)) as unknown[][]).map((c) => String(c[1]))
+  await until('the stopped consumer removed', async () => !(await names()).includes('gearbox-stopped-1'))
+  await until('every entry processed', async () => (await client().llen('swept')) === 3)
+  const left = await names()
+  assert.ok(left.includes('users-own'), `the user's consumer stays: ${left.join(', ')}`)
+  assert.ok(left.some((n) => n.startsWith('gearbox-') && n !== 'gearbox-stopped-1'), `this host's consumer stays: ${left.join(', ')}`)
+  assert.is(await pendingCount('sweep'), 0)
+})
+
 t('a handler that throws on every entry: counters and lastError show it; another registration on other streams goes on', async () => {
   const bad = await register(`GB('StreamReader').foreach(() => { throw new Error('always') }).register('bad:*')`)
   const loop = await register(`GB('StreamReader').foreach(() => { for (;;) {} }).register('loop:*')`, { cpuMs: 50 })
