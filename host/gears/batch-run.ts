@@ -159,12 +159,15 @@ function addProfile(execution: Execution, profile: WireValue | undefined): void 
 
 /** Adds gears ops in front of a runtime handler (they are all live calls made after the top level). */
 export function withOps(inner: RuntimeHostHandler, ops: Readonly<Record<string, (payload: string) => Promise<string> | string>>): RuntimeHostHandler {
+  // `execute` stays the runtime's: its direct calls (HostHandler.directCalls) answer the same.
+  const directCalls = inner.directCalls === true && !Object.prototype.hasOwnProperty.call(ops, 'execute')
   return {
     call(op, payload, mode) {
       const own = Object.prototype.hasOwnProperty.call(ops, op) ? ops[op] : undefined
       return own === undefined ? inner.call(op, payload, mode) : answer(() => own(payload))
     },
     dispose: () => inner.dispose(),
+    directCalls,
   }
 }
 

@@ -2,6 +2,7 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import type { ToWorkerMessage } from '../sandbox/protocol.js'
 import { runSandboxWorker } from '../sandbox/worker-loop.js'
+import { directRedisCalls } from './direct-redis.js'
 import type { NodeWorkerData } from './node.js'
 
 const port = parentPort
@@ -13,4 +14,5 @@ runSandboxWorker(
     onMessage: (listener) => port.on('message', (message: ToWorkerMessage) => listener(message)),
   },
   (workerData as NodeWorkerData).wasmModule,
+  directRedisCalls,
 )

@@ -54,6 +54,7 @@ import type {
   DedicatedConnection,
   BlockingConnection,
   DedicatedCallOptions,
+  DirectAccess,
   PipelineOptions,
   PreparedCommand,
   RedisArg,
@@ -412,6 +413,15 @@ class GearboxRedisBackend implements RedisBackend {
       }
     }
     throw new ConnectionError(`no sentinel named the master ${JSON.stringify(source.name)}: ${errors.join('; ')}`)
+  }
+
+  async directAccess(): Promise<DirectAccess | undefined> {
+    const node = this.seeds[0]
+    if (this.mode !== 'standalone' || this.tls !== undefined || node === undefined || typeof node.address === 'function') return undefined
+    this.assertOpen()
+    await this.ensureFunctionUser(node)
+    const { username, password } = this.functionUser
+    return { host: node.address.host, port: node.address.port, username, password, db: this.db ?? 0, commands: this.policy.directCommands() }
   }
 
   // ---- the function user -------------------------------------------------------------------

@@ -19,6 +19,7 @@
  */
 import { CommandDeniedError, InvalidArgumentError } from '../errors.js'
 import { AclEvaluation, aclRuleProblem, commandEntry } from './acl-check.js'
+import { COMMAND_TABLE } from './command-table.generated.js'
 import { argText, commandKeys } from './command-metadata.js'
 import {
   CONNECTION_STATE_COMMANDS,
@@ -199,6 +200,23 @@ export class CommandPolicy {
       default:
         throw new CommandDeniedError(`${subject} not allowed in gearbox functions by the rule ${rule.rule} of the function ACL`)
     }
+  }
+
+  /**
+   * Lower-case names of the commands {@link prepare} passes unchanged whatever their arguments,
+   * apart from reserved key and channel names: known to Redis's command table, no subcommands, not
+   * blocking, allowed by the rules, and none of the built-in refusals (connection state,
+   * transactions, waits). A worker may send these itself (RedisBackend.directAccess).
+   */
+  directCommands(): string[] {
+    const names: string[] = []
+    for (const name of Object.keys(COMMAND_TABLE)) {
+      const entry = commandEntry(name)
+      if (entry === undefined || entry.subcommands || entry.flags.includes('blocking')) continue
+      if (WAITING.has(name) || CONNECTION_STATE.has(name) || TRANSACTION.has(name)) continue
+      if (this.#rules.allows(name)) names.push(name)
+    }
+    return names
   }
 
   /** Throws CommandDeniedError when `args` would be refused by {@link prepare}. */

@@ -103,6 +103,18 @@ export interface Subscription {
   close(): Promise<void>
 }
 
+/** See {@link RedisBackend.directAccess}. */
+export interface DirectAccess {
+  readonly host: string
+  readonly port: number
+  readonly username: string
+  readonly password: string
+  /** The db to SELECT (0: none). */
+  readonly db: number
+  /** Lower-case names of the commands `prepareCommand` passes unchanged whatever their arguments (but reserved names). */
+  readonly commands: readonly string[]
+}
+
 export interface RedisBackend {
   /**
    * Opens a subscriber connection to one master as the configured (internal) user and
@@ -115,6 +127,12 @@ export interface RedisBackend {
    * without it cannot feed StreamReader registrations.
    */
   blockingConnection?(shardId: string): Promise<BlockingConnection>
+  /**
+   * Where a function's plain commands may be sent by another client of its own (a sandbox worker's
+   * direct connection): a standalone master over TCP without TLS, as the function user, once that
+   * user is set up there. Undefined otherwise. Optional: without it every call passes `call()`.
+   */
+  directAccess?(): Promise<DirectAccess | undefined>
   readonly mode: 'standalone' | 'cluster'
   /**
    * Sends one command: a function's command (not `internal`) as the function ACL user, an

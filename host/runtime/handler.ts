@@ -136,6 +136,15 @@ class RuntimeHandler implements RuntimeHostHandler, ExecutionContext {
     return this.#atomic !== undefined
   }
 
+  /**
+   * Sync `execute` calls may be sent by the worker itself (HostHandler.directCalls): a standalone
+   * backend, a reply budget per command, and no top level being recorded or replayed (those
+   * calls must pass here). Atomic blocks and setup runs are told apart in the worker.
+   */
+  get directCalls(): boolean {
+    return this.backend.mode === 'standalone' && this.#topLevel === undefined && this.#callOptions?.maxReplyBytes !== undefined
+  }
+
   currentShard(): Promise<ShardInfo> {
     this.#shard ??= this.backend.currentShard()
     return this.#shard

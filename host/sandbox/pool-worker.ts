@@ -6,11 +6,11 @@
 import { CpuLimitError, GearboxError, ReplyLimitError, SandboxError, WallLimitError } from '../errors.js'
 import type { SandboxRun } from './sandbox-run.js'
 import type { EngineCounters } from './engine.js'
-import type { PlatformWorker, SandboxPlatform } from './platform.js'
+import type { DirectRedisConfig, PlatformWorker, SandboxPlatform } from './platform.js'
 import { errorFromWire, type FromWorkerMessage, type WireOutcome, type WireScript } from './protocol.js'
 import { newReplyBuffer, ReplyWriter, type GrowableSharedArrayBuffer } from './reply-channel.js'
 import { newRequestBuffer, RequestReader, requestChannelSupported } from './request-channel.js'
-import { clockWords, nowMs, PREPARED, readInterpreterMs, PARKED_KIB, PARKS, REALM_BUILDS, REALM_SAVES, REPLY_SPIN, SAVED_REALM_STARTS, SNAPSHOT_RESTORES, STATE_BYTES, stateWords, STOP } from './shared-state.js'
+import { clockWords, DIRECT_CALLS, nowMs, PREPARED, readInterpreterMs, PARKED_KIB, PARKS, REALM_BUILDS, REALM_SAVES, REPLY_SPIN, SAVED_REALM_STARTS, SNAPSHOT_RESTORES, STATE_BYTES, stateWords, STOP } from './shared-state.js'
 import type { GuestScript, HostHandler } from './types.js'
 import { exceedsUtf8Bytes } from './utf8.js'
 
@@ -49,6 +49,8 @@ export interface PoolWorkerOwner {
   othersBusy(worker: PoolWorker): boolean
   /** The worker is gone (terminated or crashed); `startFailed` when it never became ready. */
   onGone(worker: PoolWorker, startFailed: boolean, error: Error | undefined): void
+  /** Where workers may send plain commands themselves (SandboxPool.enableDirectCalls), if anywhere. */
+  readonly directConfig: DirectRedisConfig | undefined
 }
 
 type Timer = ReturnType<typeof setTimeout>
@@ -126,6 +128,8 @@ export class PoolWorker {
       const { state, requestData, memoryBytes } = this
       const replyData = this.reply.buffer
       worker.postMessage(requestData === undefined ? { t: 'init', state, replyData, memoryBytes } : { t: 'init', state, replyData, requestData, memoryBytes })
+      const direct = this.owner.directConfig
+      if (direct !== undefined) this.sendDirectConfig(direct)
       this.listen()
       await ready
     } catch (error) {
@@ -134,6 +138,17 @@ export class PoolWorker {
     } finally {
       clearTimeout(timeout)
     }
+  }
+
+  /** Sync calls the worker sent to Redis itself (platform.ts DirectCalls). */
+  get directCalls(): number {
+    return Atomics.load(this.words, DIRECT_CALLS)
+  }
+
+  /** Tells the worker where it may send plain commands itself; its runs may then do so (see run()). */
+  sendDirectConfig(config: DirectRedisConfig): void {
+    if (this.status === 'dead') return
+    this.platformWorker?.postMessage({ t: 'direct', config })
   }
 
   /** The engine counters the worker last published (see worker-loop.ts). */
@@ -185,6 +200,7 @@ export class PoolWorker {
       preload,
       ...(replyData === undefined ? {} : { replyData }),
       ...(realm === undefined ? {} : { realm }),
+      ...(execution.host.directCalls === true && this.owner.directConfig !== undefined ? { direct: true as const } : {}),
     })
     execution.startedAtMs = nowMs()
     this.listen()

@@ -7,7 +7,7 @@ import type { EngineCounters, GuestEntry } from './engine.js'
 import { engineTraits, ENGINE_NAMES, isEngineName } from './engines/index.js'
 import { DEFAULT_LIMITS, resolveLimits } from './limits.js'
 import { SandboxRun } from './sandbox-run.js'
-import type { SandboxPlatform } from './platform.js'
+import type { DirectRedisConfig, SandboxPlatform } from './platform.js'
 import { PoolWorker, type PoolWorkerOwner } from './pool-worker.js'
 import type { HostHandler, Limits, SandboxJob, SandboxRunHandle } from './types.js'
 
@@ -36,6 +36,8 @@ export interface SandboxPoolStats {
   readonly respawns: number
   /** Executions whose result has settled. */
   readonly executions: number
+  /** Sync calls workers sent to Redis themselves (see {@link SandboxPool.enableDirectCalls}). */
+  readonly directCalls: number
 }
 
 /** After this many failed worker starts in a row with no worker alive, queued jobs fail. */
@@ -88,6 +90,7 @@ export class SandboxPool implements PoolWorkerOwner {
   private settledCount = 0
   private startFailures = 0
   /** Engine counters of workers that are gone. */
+  private goneDirectCalls = 0
   private gone: Required<EngineCounters> = { realmBuilds: 0, snapshotRestores: 0, realmSaves: 0, savedRealmStarts: 0, parks: 0, parkedBytes: 0 }
 
   private constructor(
@@ -151,6 +154,7 @@ export class SandboxPool implements PoolWorkerOwner {
       queued: this.queue.count((execution) => !execution.settled),
       respawns: this.respawnCount,
       executions: this.settledCount,
+      directCalls: this.directCallCount(),
     }
   }
 
@@ -188,6 +192,24 @@ export class SandboxPool implements PoolWorkerOwner {
     this.dispatch()
   }
 
+  directConfig: DirectRedisConfig | undefined
+
+  /**
+   * Lets workers send the plain commands of executions whose host handler allows it
+   * (HostHandler.directCalls) to Redis themselves, on a connection of their own as
+   * `config.username`: one thread hop less per call (platform.ts DirectCalls). Needs a platform
+   * whose workers implement it (Node's); elsewhere every call goes through this thread as before.
+   */
+  enableDirectCalls(config: DirectRedisConfig): void {
+    this.directConfig = config
+    for (const worker of this.workers) worker.sendDirectConfig(config)
+  }
+
+  /** Sync calls workers sent to Redis themselves (gone workers included). */
+  directCallCount(): number {
+    return this.workers.reduce((sum, worker) => sum + worker.directCalls, this.goneDirectCalls)
+  }
+
   othersBusy(worker: PoolWorker): boolean {
     return this.workers.some((other) => other !== worker && other.status === 'busy')
   }
@@ -198,6 +220,7 @@ export class SandboxPool implements PoolWorkerOwner {
       this.workers.splice(index, 1)
       // What a gone worker had parked is gone with it.
       this.gone = addCounters(this.gone, { ...worker.counters(), parkedBytes: 0 })
+      this.goneDirectCalls += worker.directCalls
     }
     if (this.closing !== undefined) return
     if (startFailed) this.startFailures++

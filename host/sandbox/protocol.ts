@@ -18,6 +18,7 @@ import {
   WallLimitError,
 } from '../errors.js'
 import type { EngineName, GuestEntry } from './engine.js'
+import type { DirectRedisConfig } from './platform.js'
 import type { Limits } from './types.js'
 
 /**
@@ -64,7 +65,11 @@ export type ToWorkerMessage =
       readonly replyData?: SharedArrayBuffer
       /** The job's saved realm (SandboxJob.realm without its main-side host). */
       readonly realm?: WireRealm
+      /** Its host handler allows direct calls (HostHandler.directCalls). */
+      readonly direct?: true
     }
+  /** Where the worker may send plain commands itself (see platform.ts DirectCalls). */
+  | { readonly t: 'direct'; readonly config: DirectRedisConfig }
   | { readonly t: 'reply'; readonly id: number; readonly call: number; readonly value: string }
   | { readonly t: 'stop'; readonly id: number }
 

@@ -4,10 +4,10 @@
  */
 
 /** Byte size of the shared state buffer. */
-export const STATE_BYTES = 80
+export const STATE_BYTES = 96
 
 /** Int32 slots at the start of the buffer. */
-const WORD_COUNT = 16
+const WORD_COUNT = 20
 
 // Int32 slots.
 /** The id of the run the main thread wants stopped, or 0 (polled by the interrupt handler; a run stops only for its own id). */
@@ -47,6 +47,8 @@ export const PARKED_KIB = 14
  * worker takes the core Redis and the main thread need to answer it (see reply-channel.ts).
  */
 export const REPLY_SPIN = 15
+/** Sync calls the worker sent to Redis itself (platform.ts DirectCalls; the pool's stats sum them). */
+export const DIRECT_CALLS = 16
 
 export const REPLY_OK = 0
 /** The execution ended on the main side; the worker must unwind instead of reading a reply. */

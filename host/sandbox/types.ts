@@ -83,6 +83,12 @@ export interface SavedRealmSpec {
  */
 export interface HostHandler {
   call(op: string, payload: string, mode: 'sync' | 'async'): Promise<string> | string
+  /**
+   * True when this handler answers a sync `execute` call exactly as the command's reply from the
+   * function user's connection to a standalone Redis, converted by the runtime's reply rules: the
+   * worker may then send such calls itself (see platform.ts DirectCalls). Absent: never.
+   */
+  readonly directCalls?: boolean
 }
 
 /** A started sandbox run. */

@@ -8,7 +8,7 @@ import { HOST_STOP, type EngineHost, type EngineName, type GuestEngine } from '.
 import { engineFactory } from './engines/factory.js'
 import { DEFAULT_ENGINE } from './engines/index.js'
 import { DEFAULT_LIMITS } from './limits.js'
-import type { WorkerPort } from './platform.js'
+import type { DirectCalls, DirectCallsFactory, WorkerPort } from './platform.js'
 import type { ToWorkerMessage } from './protocol.js'
 import { ReplyReader } from './reply-channel.js'
 import { RequestWriter } from './request-channel.js'
@@ -49,8 +49,14 @@ class SandboxWorker {
 
   /** The port, counting what it posts once the request channel exists (see request-channel.ts). */
   private readonly port: WorkerPort
+  /** This worker's own Redis connection for plain commands, once the pool sent where to (platform.ts). */
+  private direct: DirectCalls | undefined
 
-  constructor(port: WorkerPort, wasmModule: WebAssembly.Module) {
+  constructor(
+    port: WorkerPort,
+    wasmModule: WebAssembly.Module,
+    private readonly directCalls?: DirectCallsFactory,
+  ) {
     this.port = {
       postMessage: (message) => {
         this.env?.requests?.countPosted()
@@ -87,6 +93,11 @@ class SandboxWorker {
       case 'stop':
         if (this.current?.id === message.id) this.current.onStop()
         else this.stopWaiting(message.id)
+        break
+      case 'direct':
+        // Between runs (messages arrive on the event loop): no direct call is in flight.
+        this.direct?.close()
+        this.direct = this.directCalls?.(message.config)
         break
     }
   }
@@ -288,6 +299,7 @@ class SandboxWorker {
       (done) => this.afterRun(done),
       setup,
       (waiting) => this.onWaiting(waiting),
+      message.direct === true ? this.direct : undefined,
     )
     this.current = run
     run.start()
@@ -304,6 +316,7 @@ class SandboxWorker {
 
   private afterRun(run: WorkerRun): void {
     if (this.current === run) this.current = undefined
+    this.direct?.afterRun()
     this.engine.release(run.realm)
     this.publishCounters()
     void this.prepareNext()
@@ -387,6 +400,6 @@ class SandboxWorker {
  * Runs the sandbox worker loop on `port`. Call once, from the worker entry of a platform.
  * @param wasmModule - the compiled WebAssembly module of the engine (engineTraits(DEFAULT_ENGINE).wasmSpecifier).
  */
-export function runSandboxWorker(port: WorkerPort, wasmModule: WebAssembly.Module): void {
-  new SandboxWorker(port, wasmModule)
+export function runSandboxWorker(port: WorkerPort, wasmModule: WebAssembly.Module, directCalls?: DirectCallsFactory): void {
+  new SandboxWorker(port, wasmModule, directCalls)
 }

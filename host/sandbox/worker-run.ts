@@ -6,11 +6,11 @@
  */
 import { HOST_STOP, type EngineHost, type GuestEntry, type GuestRealm, type HostAnswer, type RunState } from './engine.js'
 import { classifyFailure, cpuLimitError, memoryLimitError, stackLimitError, type GuestFailure } from './guest-errors.js'
-import type { WorkerPort } from './platform.js'
+import type { DirectCalls, WorkerPort } from './platform.js'
 import type { WireError, WireOutcome } from './protocol.js'
 import type { ReplyReader } from './reply-channel.js'
 import type { RequestWriter } from './request-channel.js'
-import { STOP, type InterpreterClock } from './shared-state.js'
+import { DIRECT_CALLS, REPLY_SPIN, STOP, type InterpreterClock } from './shared-state.js'
 import type { GuestScript, Limits } from './types.js'
 import { exceedsUtf8Bytes } from './utf8.js'
 
@@ -56,6 +56,8 @@ export class WorkerRun implements EngineHost {
   private finished = false
   /** Between the setup's start and its entry's return (see {@link finishSetup}). */
   private inSetup = false
+  /** Between the guest's atomic.begin and its commit or abort: its commands go to the main thread's MULTI. */
+  private inAtomic = false
 
   constructor(
     readonly id: number,
@@ -69,6 +71,8 @@ export class WorkerRun implements EngineHost {
     private readonly setup?: RunSetup,
     /** The run now only waits for async host replies: the worker may park it (see {@link park}). */
     private readonly onWaiting?: (run: WorkerRun) => void,
+    /** Sends plain `execute` calls to Redis from this thread (the job's host allows it). */
+    private readonly direct?: DirectCalls,
   ) {}
 
   /** Interpreter time used when parked (its clock goes on from there when it resumes). */
@@ -201,8 +205,17 @@ export class WorkerRun implements EngineHost {
   /** A blocking host call: waits on the reply channel until the main thread answers. */
   call(op: string, payload: string): HostAnswer {
     if (!this.admit(payload)) return HOST_STOP
+    if (op === 'atomic.begin') this.inAtomic = true
+    else if (op === 'atomic.commit' || op === 'atomic.abort') this.inAtomic = false
     const { clock, reply, port, requests } = this.env
     clock.pause()
+    if (op === 'execute' && this.direct !== undefined) {
+      const answer = this.callDirect(payload)
+      if (answer !== undefined) {
+        clock.resume()
+        return answer
+      }
+    }
     reply.arm()
     if (requests === undefined || !requests.write(op, payload)) port.postMessage({ t: 'call', op, payload })
     const answer = reply.await()
@@ -212,6 +225,23 @@ export class WorkerRun implements EngineHost {
       return HOST_STOP
     }
     return answer
+  }
+
+  /**
+   * A sync `execute` sent by this thread (platform.ts DirectCalls), when the run is past its setup,
+   * outside an atomic block, and alone on the machine's cores (REPLY_SPIN: the direct wait spins).
+   * Undefined: the call goes to the main thread.
+   */
+  private callDirect(payload: string): HostAnswer | undefined {
+    const direct = this.direct
+    if (direct === undefined || this.inSetup || this.inAtomic || Atomics.load(this.env.words, REPLY_SPIN) !== 1) return undefined
+    const answer = direct.call(payload, this.limits.maxReplyBytes, () => Atomics.load(this.env.words, STOP) === this.id)
+    if (answer === undefined) return undefined
+    Atomics.add(this.env.words, DIRECT_CALLS, 1)
+    if ('reply' in answer) return answer.reply
+    if ('overBudget' in answer) this.limitError = { code: 'ERR_GEARBOX_REPLY_LIMIT', message: answer.overBudget }
+    else this.stopped = true
+    return HOST_STOP
   }
 
   /** An async host call: the main thread answers with a `reply` message. */

@@ -432,7 +432,7 @@ test('a crashed worker fails its execution with SandboxError and is replaced', a
 
 test('close() aborts running and queued executions, then refuses new ones', async () => {
   const own = await SandboxPool.create({ platform: nodePlatform(), workers: 1, memoryBytes: SMALL_LIMITS.memoryBytes })
-  assert.equal(own.stats(), { workers: 1, busy: 0, queued: 0, respawns: 0, executions: 0 })
+  assert.equal(own.stats(), { workers: 1, busy: 0, queued: 0, respawns: 0, executions: 0, directCalls: 0 })
   const running = failure(own.start(job(`new Promise(() => {})`), new FakeHost()).result)
   const queued = failure(own.start(job(`'never'`), new FakeHost()).result)
   const closed = own.close()
