@@ -87,6 +87,8 @@ export interface RawReplyTarget {
   readonly raw: true
   /** Redis' reply: the bytes of one complete frame (an error reply too). */
   deliver(bytes: Uint8Array): void
+  /** A RESP3 push frame Redis sent ahead of the reply, while running the command (DEBUG PROTOCOL push). */
+  push(bytes: Uint8Array): void
   /** No reply will come (the connection was lost). */
   fail(error: Error): void
 }
@@ -378,7 +380,9 @@ export class RedisConnection implements ReplySink {
   }
 
   rawReply(bytes: Uint8Array): void {
-    ;(this.inFlight.shift() as RawReplyTarget).deliver(bytes)
+    // A push on a shared connection (no tracking, no subscriptions there) comes from the command being run.
+    if (bytes[0] === PUSH_BYTE) (this.inFlight[0] as RawReplyTarget).push(bytes)
+    else (this.inFlight.shift() as RawReplyTarget).deliver(bytes)
   }
 
   /** RESP3 push frames outside tunnel mode (e.g. CLIENT TRACKING invalidations): not replies to a command. */
@@ -582,6 +586,8 @@ export class RedisConnection implements ReplySink {
     socket.destroy()
   }
 }
+
+const PUSH_BYTE = 0x3e // '>'
 
 /** A reply past this cost counts as draining (new commands go to another connection). */
 const DRAINING_COST = 1024 * 1024

@@ -68,7 +68,7 @@ export interface ReplySink {
    * not decoded), false to have it decoded and passed to `reply` as usual.
    */
   frame?(chunk: Uint8Array, start: number, end: number, nameStart: number, nameEnd: number): boolean
-  /** Reply mode, at each top-level reply (not a RESP3 push): true to get it as its frame's bytes (`rawReply`). */
+  /** Reply mode, at each top-level reply (a RESP3 push too): true to get it as its frame's bytes (`rawReply`). */
   rawNext?(): boolean
   /** The bytes of one complete top-level reply asked for with `rawNext` (a view into the chunk when it fits in one). */
   rawReply?(bytes: Uint8Array): void
@@ -262,7 +262,7 @@ export class Resp2Reader {
                   break
                 }
               }
-            } else if (sink.rawNext !== undefined && chunk[pos] !== PUSH && sink.rawNext()) {
+            } else if (sink.rawNext !== undefined && sink.rawNext()) {
               const end = this.scanReply(chunk, pos)
               if (end > 0) {
                 sink.rawReply!(chunk.subarray(pos, end))
@@ -440,7 +440,7 @@ export class Resp2Reader {
     while (need > 0) {
       if (p >= length) return -1
       const type = chunk[p++]!
-      // The line after the type byte: a length/count parsed, any other line passed over.
+      // The line after the type byte: an integer, length or count parsed (as the decoder checks it), any other line passed over.
       let n = 0
       let negative = false
       let lineStart = p
@@ -450,9 +450,11 @@ export class Resp2Reader {
         case ARRAY:
           isNumber = true
           break
+        case INTEGER:
+          isNumber = true
+          break
         case STATUS:
         case ERROR:
-        case INTEGER:
           break
         case VERBATIM:
         case BLOB_ERROR:
@@ -462,10 +464,13 @@ export class Resp2Reader {
           if (!resp3) return -1
           isNumber = true
           break
+        case BIG_NUMBER:
+          if (!resp3) return -1
+          isNumber = true
+          break
         case NULL:
         case DOUBLE:
         case BOOLEAN:
-        case BIG_NUMBER:
           if (!resp3) return -1
           break
         default:
@@ -483,12 +488,14 @@ export class Resp2Reader {
           n = n * 10 + d
         }
         if (p === lineStart || p - lineStart > MAX_SAFE_DIGITS) return -1
+        // '-0' is 0, as the decoder reads it (an empty bulk, an empty array).
+        if (n === 0) negative = false
       } else {
         while (p < length && chunk[p] !== CR) p++
       }
       if (p + 1 >= length || chunk[p] !== CR || chunk[p + 1] !== LF) return -1
       p += 2
-      if (!isNumber || negative) {
+      if (!isNumber || negative || type === INTEGER || type === BIG_NUMBER) {
         need--
       } else if (type === BULK || type === VERBATIM || type === BLOB_ERROR) {
         p += n + 2

@@ -82,10 +82,18 @@ class ForwardedSlot implements Slot, RawReplyTarget {
   readonly closeAfter = false
   written?: (() => void)[]
 
+  /** RESP3 pushes Redis sent while running the command: they go out just before its reply. */
+  #pushes: Uint8Array[] | undefined
+
   constructor(private readonly client: ClientSession) {}
 
   deliver(bytes: Uint8Array): void {
-    this.client.settleForwarded(this, bytes)
+    const pushes = this.#pushes
+    this.client.settleForwarded(this, pushes === undefined ? bytes : Buffer.concat([...pushes, bytes]))
+  }
+
+  push(bytes: Uint8Array): void {
+    ;(this.#pushes ??= []).push(bytes)
   }
 
   fail(error: Error): void {
@@ -200,6 +208,7 @@ export class ClientSession implements ReplySink {
     const slot = new ForwardedSlot(this)
     this.#push(slot)
     conn.expectRawReply(slot)
+    this.server.stats.forwardedAsBytes++
     return true
   }
 
