@@ -85,8 +85,8 @@ const batcher = new WriteBatcher()
  */
 export interface RawReplyTarget {
   readonly raw: true
-  /** Redis' reply: the bytes of one complete frame (an error reply too). */
-  deliver(bytes: Uint8Array): void
+  /** Redis' reply: the bytes of one complete frame (an error reply too), `chunk[start, end)`. */
+  deliver(chunk: Uint8Array, start: number, end: number): void
   /** A RESP3 push frame Redis sent ahead of the reply, while running the command (DEBUG PROTOCOL push). */
   push(bytes: Uint8Array): void
   /** No reply will come (the connection was lost). */
@@ -379,10 +379,10 @@ export class RedisConnection implements ReplySink {
     return this.inFlight[0]?.raw === true && this.tap === undefined
   }
 
-  rawReply(bytes: Uint8Array): void {
+  rawReply(chunk: Uint8Array, start: number, end: number): void {
     // A push on a shared connection (no tracking, no subscriptions there) comes from the command being run.
-    if (bytes[0] === PUSH_BYTE) (this.inFlight[0] as RawReplyTarget).push(bytes)
-    else (this.inFlight.shift() as RawReplyTarget).deliver(bytes)
+    if (chunk[start] === PUSH_BYTE) (this.inFlight[0] as RawReplyTarget).push(chunk.subarray(start, end))
+    else (this.inFlight.shift() as RawReplyTarget).deliver(chunk, start, end)
   }
 
   /** RESP3 push frames outside tunnel mode (e.g. CLIENT TRACKING invalidations): not replies to a command. */

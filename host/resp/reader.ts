@@ -70,8 +70,11 @@ export interface ReplySink {
   frame?(chunk: Uint8Array, start: number, end: number, nameStart: number, nameEnd: number): boolean
   /** Reply mode, at each top-level reply (a RESP3 push too): true to get it as its frame's bytes (`rawReply`). */
   rawNext?(): boolean
-  /** The bytes of one complete top-level reply asked for with `rawNext` (a view into the chunk when it fits in one). */
-  rawReply?(bytes: Uint8Array): void
+  /**
+   * One complete top-level reply asked for with `rawNext`: its bytes are `chunk[start, end)` (the
+   * socket's chunk when it fits in one, else a copy). Consecutive replies in one chunk are adjacent.
+   */
+  rawReply?(chunk: Uint8Array, start: number, end: number): void
 }
 
 interface ArrayFrame {
@@ -265,7 +268,7 @@ export class Resp2Reader {
             } else if (sink.rawNext !== undefined && sink.rawNext()) {
               const end = this.scanReply(chunk, pos)
               if (end > 0) {
-                sink.rawReply!(chunk.subarray(pos, end))
+                sink.rawReply!(chunk, pos, end)
                 pos = end
                 break
               }
@@ -371,15 +374,20 @@ export class Resp2Reader {
 
   /** The captured reply ends at `end` in `chunk`: its bytes go to the sink. */
   private endCapture(chunk: Uint8Array, end: number): void {
-    const last = chunk.subarray(this.captureStart, end)
     const parts = this.captureParts
-    const bytes = parts.length === 0 ? last : concat([...parts, last], this.captureLength + last.length)
+    const start = this.captureStart
     this.capturing = false
     this.captureParts = []
-    this.captureLength = 0
     this.captureStart = 0
     this.cost = 0
-    this.sink.rawReply!(bytes)
+    if (parts.length === 0) {
+      this.sink.rawReply!(chunk, start, end)
+      return
+    }
+    const last = chunk.subarray(start, end)
+    const bytes = concat([...parts, last], this.captureLength + last.length)
+    this.captureLength = 0
+    this.sink.rawReply!(bytes, 0, bytes.length)
   }
 
   /**

@@ -81,15 +81,23 @@ class ForwardedSlot implements Slot, RawReplyTarget {
   done = false
   readonly closeAfter = false
   written?: (() => void)[]
+  /** The reply as `chunk[start, end)` of the backend's read (kept as a range: adjacent replies go out as one piece). */
+  chunk: Uint8Array | undefined = undefined
+  start = 0
+  end = 0
 
   /** RESP3 pushes Redis sent while running the command: they go out just before its reply. */
   #pushes: Uint8Array[] | undefined
 
   constructor(private readonly client: ClientSession) {}
 
-  deliver(bytes: Uint8Array): void {
+  deliver(chunk: Uint8Array, start: number, end: number): void {
     const pushes = this.#pushes
-    this.client.settleForwarded(this, pushes === undefined ? bytes : Buffer.concat([...pushes, bytes]))
+    if (pushes === undefined) this.client.settleForwarded(this, chunk, start, end)
+    else {
+      const bytes = Buffer.concat([...pushes, chunk.subarray(start, end)])
+      this.client.settleForwarded(this, bytes, 0, bytes.length)
+    }
   }
 
   push(bytes: Uint8Array): void {
@@ -97,7 +105,8 @@ class ForwardedSlot implements Slot, RawReplyTarget {
   }
 
   fail(error: Error): void {
-    this.client.settleForwarded(this, encodeError(errorText(error)))
+    const bytes = encodeError(errorText(error))
+    this.client.settleForwarded(this, bytes, 0, bytes.length)
   }
 }
 
@@ -193,8 +202,8 @@ export class ClientSession implements ReplySink {
     if (this.#closed || this.#tunnel || this.#deferredMulti || this.#inMulti || this.#watching || this.#pinned !== undefined || this.#gate !== undefined) {
       return false
     }
-    const name = commandName(chunk, nameStart, nameEnd)
-    if (NOT_FAST.has(name) || name.startsWith('RG.')) return false
+    const name = this.#frameName(chunk, nameStart, nameEnd)
+    if (name === undefined) return false
     if (this.server.commandPath?.passes(name) === false) return false
     const conn = this.#readyConnection()
     if (conn === undefined) return false
@@ -210,6 +219,30 @@ export class ClientSession implements ReplySink {
     conn.expectRawReply(slot)
     this.server.stats.forwardedAsBytes++
     return true
+  }
+
+  /** The last framed command's name, as sent and upper-cased, and whether it may take the fast path at all. */
+  readonly #lastNameBytes = new Uint8Array(16)
+  #lastNameLength = -1
+  #lastName: string | undefined
+
+  /** The upper-cased name of a framed command, or undefined when the command never takes the fast path. */
+  #frameName(chunk: Uint8Array, start: number, end: number): string | undefined {
+    const length = end - start
+    const last = this.#lastNameBytes
+    if (length === this.#lastNameLength) {
+      let i = 0
+      while (i < length && chunk[start + i] === last[i]) i++
+      if (i === length) return this.#lastName
+    }
+    const name = commandName(chunk, start, end)
+    const fast = !NOT_FAST.has(name) && !name.startsWith('RG.')
+    if (length <= last.length) {
+      last.set(chunk.subarray(start, end))
+      this.#lastNameLength = length
+      this.#lastName = fast ? name : undefined
+    }
+    return fast ? name : undefined
   }
 
   #readyConnection(): RedisConnection | undefined {
@@ -235,11 +268,13 @@ export class ClientSession implements ReplySink {
     conn.writeFrames(bytes)
   }
 
-  /** A fast-path reply arrived (or failed): written in its turn. */
-  settleForwarded(slot: ForwardedSlot, bytes: Uint8Array): void {
-    slot.bytes = bytes
+  /** A fast-path reply arrived (or failed), `chunk[start, end)`: written in its turn. */
+  settleForwarded(slot: ForwardedSlot, chunk: Uint8Array, start: number, end: number): void {
+    slot.chunk = chunk
+    slot.start = start
+    slot.end = end
     slot.done = true
-    this.#heldBytes += bytes.length
+    this.#heldBytes += end - start
     this.#flush()
   }
 
@@ -634,7 +669,11 @@ export class ClientSession implements ReplySink {
   #flush(): void {
     while (this.#queue.length > 0 && this.#queue[0]!.done) {
       const slot = this.#queue.shift()!
-      if (slot.bytes !== undefined) {
+      if (slot instanceof ForwardedSlot && slot.chunk !== undefined) {
+        this.#heldBytes -= slot.end - slot.start
+        this.#writeRange(slot.chunk, slot.start, slot.end)
+        slot.chunk = undefined
+      } else if (slot.bytes !== undefined) {
         this.#heldBytes -= slot.bytes.length
         this.#write(slot.bytes)
       }
@@ -663,12 +702,47 @@ export class ClientSession implements ReplySink {
 
   #write(bytes: Uint8Array): void {
     if (this.socket.destroyed) return
-    if (this.#outgoing.length === 0) queueMicrotask(this.#flushOutgoing)
+    if (this.#rangeChunk !== undefined) this.#endRange()
+    if (!this.#flushQueued) {
+      this.#flushQueued = true
+      queueMicrotask(this.#flushOutgoing)
+    }
     this.#outgoing.push(bytes)
     this.#outgoingBytes += bytes.length
   }
 
+  /** Replies written as a range of one backend read: adjacent ones (a client's pipeline) extend it, no copy. */
+  #rangeChunk: Uint8Array | undefined
+  #rangeStart = 0
+  #rangeEnd = 0
+  #flushQueued = false
+
+  #writeRange(chunk: Uint8Array, start: number, end: number): void {
+    if (this.socket.destroyed) return
+    if (this.#rangeChunk === chunk && this.#rangeEnd === start) this.#rangeEnd = end
+    else {
+      if (this.#rangeChunk !== undefined) this.#endRange()
+      this.#rangeChunk = chunk
+      this.#rangeStart = start
+      this.#rangeEnd = end
+    }
+    this.#outgoingBytes += end - start
+    if (!this.#flushQueued) {
+      this.#flushQueued = true
+      queueMicrotask(this.#flushOutgoing)
+    }
+  }
+
+  /** The pending range joins the outgoing pieces (its bytes were counted when written). */
+  #endRange(): void {
+    const chunk = this.#rangeChunk!
+    this.#rangeChunk = undefined
+    this.#outgoing.push(chunk.subarray(this.#rangeStart, this.#rangeEnd))
+  }
+
   readonly #flushOutgoing = (): void => {
+    this.#flushQueued = false
+    if (this.#rangeChunk !== undefined) this.#endRange()
     const chunks = this.#outgoing
     const size = this.#outgoingBytes
     this.#outgoing = []
