@@ -421,7 +421,7 @@ function run(input: Uint8Array, cuts: readonly number[], mode: 'request' | 'repl
             },
           }
         : {}),
-      ...(framed && mode === 'reply' ? { rawNext: () => true, rawReply: (bytes: Uint8Array) => (handedOver.replies++, items.push(decodeOne(bytes))) } : {}),
+      ...(framed && mode === 'reply' ? { rawNext: () => true, rawReply: (chunk: Uint8Array, start: number, end: number) => (handedOver.replies++, items.push(decodeOne(chunk.subarray(start, end)))) } : {}),
     },
     { request: mode === 'request' },
   )
