@@ -748,7 +748,10 @@ export class ClientSession implements ReplySink {
     this.#outgoing = []
     this.#outgoingBytes = 0
     if (chunks.length === 0 || this.socket.destroyed) return
-    this.socket.write(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size))
+    // A reply range is a view into a backend read that holds other clients' replies too: it is
+    // copied, so that what a slow reader leaves queued pins only its own bytes (the output cap counts bytes).
+    const only = chunks.length === 1 ? chunks[0]! : undefined
+    this.socket.write(only !== undefined && only.byteLength === only.buffer.byteLength ? only : Buffer.concat(chunks, size))
   }
 
   /** A client that does not read its replies is disconnected past the output buffer cap. */
