@@ -249,6 +249,37 @@ test('a client that pipelines fast GETs and never reads is disconnected at the o
   }
 })
 
+test('a lost shared connection fails the fast commands in flight with the error text; the next ones are served', async () => {
+  const c = await RawClient.open(served.port)
+  try {
+    // The shared connection is up (a command went through).
+    assert.is(await exchange(c, frames([['SET', 'lost:k', 'v']])), '+OK\r\n')
+    // Writes pause in Redis: the next SET waits there, on the shared connection.
+    assert.is(await direct.call('CLIENT', 'PAUSE', '5000', 'WRITE'), 'OK')
+    const before = served.handle.forwardedAsBytes
+    c.clear()
+    c.write(frames([['SET', 'lost:k', 'w'], ['GET', 'lost:k']]))
+    let shared: string | undefined
+    for (let i = 0; i < 200 && shared === undefined; i++) {
+      const list = String(await direct.call('CLIENT', 'LIST'))
+      shared = /^id=(\d+) .* cmd=set\b/m.exec(list)?.[1]
+      if (shared === undefined) await new Promise((r) => setTimeout(r, 10))
+    }
+    assert.ok(shared !== undefined, 'the paused SET is on a connection of the server')
+    assert.is(served.handle.forwardedAsBytes - before, 2, 'both took the fast path')
+    assert.is(await direct.call('CLIENT', 'KILL', 'ID', shared!), 1)
+    const text = await c.until((t) => (t.match(/\r\n/g) ?? []).length >= 2)
+    const lost = /^-ERR gearbox serve: connection to Redis \S+ closed before the reply arrived; the command may or may not have run \(gearbox does not resend it\)\r\n/
+    assert.match(text, lost)
+    assert.is(text.replace(lost, '').match(lost)?.length, 1, `both replies are the error: ${JSON.stringify(text)}`)
+  } finally {
+    await direct.call('CLIENT', 'UNPAUSE')
+  }
+  // The shared connection reconnects: the client goes on.
+  assert.is(await exchange(c, frames([['GET', 'lost:k']]), 15_000), '$1\r\nv\r\n')
+  c.close()
+})
+
 /**
  * One client pipelines batches of GET `key` while another makes `registration`; every batch sent
  * after the registration's reply arrived gets `changedReply`; the switch happens once (monotonic).
