@@ -79,7 +79,22 @@ const ARENA_BYTES = 4095
 /** One shared batcher: commands written in one tick leave in one write per socket. */
 const batcher = new WriteBatcher()
 
+/**
+ * A forwarded command whose reply goes on as Redis' bytes (the RESP server's fast path): no value
+ * is built, no promise made. See {@link RedisConnection.expectRawReply}.
+ */
+export interface RawReplyTarget {
+  readonly raw: true
+  /** Redis' reply: the bytes of one complete frame (an error reply too), `chunk[start, end)`. */
+  deliver(chunk: Uint8Array, start: number, end: number): void
+  /** A RESP3 push frame Redis sent ahead of the reply, while running the command (DEBUG PROTOCOL push). */
+  push(bytes: Uint8Array): void
+  /** No reply will come (the connection was lost). */
+  fail(error: Error): void
+}
+
 interface Pending {
+  readonly raw: false
   /** The command's name (for messages; decoded only when one is written). */
   readonly first: RedisArg | undefined
   readonly budget: number
@@ -112,7 +127,7 @@ export class RedisConnection implements ReplySink {
   private socket: Socket | undefined
   private reader: Resp2Reader | undefined
   private status = Status.Waiting
-  private readonly inFlight: Pending[] = []
+  private readonly inFlight: (Pending | RawReplyTarget)[] = []
   /** Calls waiting for the connection: resolved on ready, rejected on failure/timeout. */
   private readonly waiters = new Set<{ ok: () => void; fail: (e: Error) => void }>()
   private attempts = 0
@@ -158,7 +173,7 @@ export class RedisConnection implements ReplySink {
    */
   get isStalled(): boolean {
     const oldest = this.inFlight[0]
-    return oldest !== undefined && performance.now() - oldest.sentAt > STALLED_AFTER_MS
+    return oldest !== undefined && !oldest.raw && performance.now() - oldest.sentAt > STALLED_AFTER_MS
   }
 
   /**
@@ -191,6 +206,7 @@ export class RedisConnection implements ReplySink {
     const first = args[0]
     return new Promise<RedisReply>((resolve, reject) => {
       const pending: Pending = {
+        raw: false,
         first,
         budget,
         sentAt: performance.now(),
@@ -236,7 +252,12 @@ export class RedisConnection implements ReplySink {
     }
     // Encoded straight into one buffer per flush: no allocation per command, one write per burst
     // (flushed after the I/O events of this loop turn, so several clients' commands share it).
-    const need = commandSizeBound(args)
+    const arena = this.reserve(socket, commandSizeBound(args))
+    this.arenaUsed = encodeCommandInto(args, arena, this.arenaUsed)
+  }
+
+  /** coalesceWrites: an arena with `need` bytes free at arenaUsed; the flush is scheduled. */
+  private reserve(socket: Socket, need: number): Buffer {
     let arena = this.arena
     if (arena === undefined || this.arenaUsed + need > arena.length) {
       if (arena !== undefined && this.arenaUsed > 0) {
@@ -246,11 +267,36 @@ export class RedisConnection implements ReplySink {
       arena = this.arena = Buffer.allocUnsafe(Math.max(ARENA_BYTES, need))
       this.arenaUsed = 0
     }
-    this.arenaUsed = encodeCommandInto(args, arena, this.arenaUsed)
     if (!this.flushScheduled) {
       this.flushScheduled = true
       setImmediate(() => this.flushOutgoing(socket))
     }
+    return arena
+  }
+
+  /**
+   * Fast path of the RESP server: the next command written on this connection is one whose reply
+   * `target` gets as Redis' bytes. Only on a ready connection outside tunnel mode; the command's
+   * bytes follow with {@link writeFrames} in the same synchronous run (nothing else written in
+   * between), so that replies and targets stay in step.
+   */
+  expectRawReply(target: RawReplyTarget): void {
+    this.inFlight.push(target)
+  }
+
+  /** Writes complete RESP command frames as they are (see {@link expectRawReply}); false when not ready. */
+  writeFrames(bytes: Uint8Array): boolean {
+    const socket = this.socket
+    if (this.status !== Status.Ready || socket === undefined) return false
+    if (this.config.coalesceWrites !== true) {
+      batcher.hold(socket)
+      socket.write(Buffer.from(bytes))
+      return true
+    }
+    const arena = this.reserve(socket, bytes.length)
+    arena.set(bytes, this.arenaUsed)
+    this.arenaUsed += bytes.length
+    return true
   }
 
   private flushOutgoing(socket: Socket): void {
@@ -325,7 +371,18 @@ export class RedisConnection implements ReplySink {
 
   // ReplySink: the reader's view of the command whose reply comes next.
   budget(): number {
-    return this.inFlight[0]?.budget ?? Infinity
+    const head = this.inFlight[0]
+    return head === undefined || head.raw ? Infinity : head.budget
+  }
+
+  rawNext(): boolean {
+    return this.inFlight[0]?.raw === true && this.tap === undefined
+  }
+
+  rawReply(chunk: Uint8Array, start: number, end: number): void {
+    // A push on a shared connection (no tracking, no subscriptions there) comes from the command being run.
+    if (chunk[start] === PUSH_BYTE) (this.inFlight[0] as RawReplyTarget).push(chunk.subarray(start, end))
+    else (this.inFlight.shift() as RawReplyTarget).deliver(chunk, start, end)
   }
 
   /** RESP3 push frames outside tunnel mode (e.g. CLIENT TRACKING invalidations): not replies to a command. */
@@ -348,6 +405,11 @@ export class RedisConnection implements ReplySink {
     }
     const pending = this.inFlight.shift()
     if (!pending) return
+    if (pending.raw) {
+      // Not reached: the reader hands a raw target's reply over as bytes (rawNext).
+      pending.fail(new ConnectionError(`a reply from Redis ${this.where} was read as a value where its bytes were expected`))
+      return
+    }
     if (pending.timer) clearTimeout(pending.timer)
     if (pending.settled) return
     if (value instanceof NestedReplyError) pending.reject(value.blob ? new RedisBlobReplyError(value.message) : new RedisReplyError(value.message))
@@ -357,6 +419,10 @@ export class RedisConnection implements ReplySink {
   refused(): void {
     const pending = this.inFlight.shift()
     if (!pending) return
+    if (pending.raw) {
+      pending.fail(new ReplyLimitError())
+      return
+    }
     if (pending.timer) clearTimeout(pending.timer)
     if (!pending.settled) pending.reject(new ReplyLimitError())
   }
@@ -461,6 +527,14 @@ export class RedisConnection implements ReplySink {
     this.reader = undefined
     const lost = this.inFlight.splice(0)
     for (const pending of lost) {
+      if (pending.raw) {
+        pending.fail(
+          new ConnectionError(
+            `connection to Redis ${this.where} closed before the reply arrived; the command may or may not have run (gearbox does not resend it)`,
+          ),
+        )
+        continue
+      }
       if (pending.timer) clearTimeout(pending.timer)
       if (pending.settled) continue
       pending.reject(
@@ -512,6 +586,8 @@ export class RedisConnection implements ReplySink {
     socket.destroy()
   }
 }
+
+const PUSH_BYTE = 0x3e // '>'
 
 /** A reply past this cost counts as draining (new commands go to another connection). */
 const DRAINING_COST = 1024 * 1024

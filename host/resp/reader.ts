@@ -19,6 +19,13 @@
  * server: multibulk commands (`*<n>` of `$<len>` bulks) and inline commands (a line of words, as
  * typed in telnet), under Redis's limits (bulk and multibulk lengths, inline line length) with
  * Redis's protocol error texts. Each command reaches the sink as an array of Uint8Array.
+ *
+ * Frames (the RESP server's forwarding fast path): a request-mode sink with `frame` is offered
+ * each canonical multibulk command that lies whole in one chunk, as a byte range, before it is
+ * decoded; a reply-mode sink with `rawNext` may take the next reply as the bytes of its frame
+ * (`rawReply`) instead of a value. Both use this reader's grammar: the request scan accepts only
+ * the canonical form (what encodeCommand writes for the same arguments) and leaves anything else
+ * to the decoder; a reply frame is passed over as a refused reply is, its bytes kept.
  */
 import { NestedReplyError, NULL_ARRAY, RespBoolean, RespDouble, RespMap, RespPush, RespSet, RespVerbatim, type RedisReply, type RespValue } from './types.js'
 
@@ -55,6 +62,19 @@ export interface ReplySink {
   reply(value: RedisReply): void
   /** The top-level reply went over its budget; `cost` is what it had reached when refused. */
   refused(cost: number): void
+  /**
+   * Request mode: a complete canonical multibulk command, `chunk[start, end)`, its name at
+   * `chunk[nameStart, nameEnd)`, within the query budget. Return true to take it as bytes (it is
+   * not decoded), false to have it decoded and passed to `reply` as usual.
+   */
+  frame?(chunk: Uint8Array, start: number, end: number, nameStart: number, nameEnd: number): boolean
+  /** Reply mode, at each top-level reply (a RESP3 push too): true to get it as its frame's bytes (`rawReply`). */
+  rawNext?(): boolean
+  /**
+   * One complete top-level reply asked for with `rawNext`: its bytes are `chunk[start, end)` (the
+   * socket's chunk when it fits in one, else a copy). Consecutive replies in one chunk are adjacent.
+   */
+  rawReply?(chunk: Uint8Array, start: number, end: number): void
 }
 
 interface ArrayFrame {
@@ -173,6 +193,15 @@ export class Resp2Reader {
   private cost = 0
   /** Skip mode: values still to pass over before the refused reply is done (0: not skipping). */
   private skipping = 0
+  /** A raw reply spanning chunks is being passed over (skip mode) and its bytes kept. */
+  private capturing = false
+  private captureParts: Uint8Array[] = []
+  private captureLength = 0
+  /** Where the captured reply starts in the current chunk (0 after its first chunk). */
+  private captureStart = 0
+  /** The last scanned request's name range (see scanRequest). */
+  private nameStart = 0
+  private nameEnd = 0
 
   private readonly request: boolean
   private readonly maxBulkLength: number
@@ -217,6 +246,7 @@ export class Resp2Reader {
     const length = chunk.length
     let pos = 0
     while (pos < length) {
+      if (this.capturing && this.skipping === 0 && this.drop === 0) this.endCapture(chunk, pos)
       if (this.drop > 0) {
         const n = Math.min(this.drop, length - pos)
         this.drop -= n
@@ -225,6 +255,29 @@ export class Resp2Reader {
       }
       switch (this.state) {
         case State.Type: {
+          if (this.stack.length === 0 && this.skipping === 0 && !this.capturing) {
+            const sink = this.sink
+            if (this.request) {
+              if (sink.frame !== undefined && chunk[pos] === ARRAY) {
+                const end = this.scanRequest(chunk, pos)
+                if (end > 0 && sink.frame(chunk, pos, end, this.nameStart, this.nameEnd)) {
+                  pos = end
+                  break
+                }
+              }
+            } else if (sink.rawNext !== undefined && sink.rawNext()) {
+              const end = this.scanReply(chunk, pos)
+              if (end > 0) {
+                sink.rawReply!(chunk, pos, end)
+                pos = end
+                break
+              }
+              // Not whole in this chunk (or unusual): passed over as a refused reply is, its bytes kept.
+              this.capturing = true
+              this.captureStart = pos
+              this.skipping = 1
+            }
+          }
           if (this.request) {
             const next = chunk[pos]!
             if (this.stack.length === 0 && this.skipping === 0) {
@@ -308,6 +361,160 @@ export class Resp2Reader {
         }
       }
     }
+    if (this.capturing) {
+      if (this.skipping === 0 && this.drop === 0) this.endCapture(chunk, length)
+      else {
+        const part = chunk.subarray(this.captureStart)
+        this.captureParts.push(part)
+        this.captureLength += part.length
+        this.captureStart = 0
+      }
+    }
+  }
+
+  /** The captured reply ends at `end` in `chunk`: its bytes go to the sink. */
+  private endCapture(chunk: Uint8Array, end: number): void {
+    const parts = this.captureParts
+    const start = this.captureStart
+    this.capturing = false
+    this.captureParts = []
+    this.captureStart = 0
+    this.cost = 0
+    if (parts.length === 0) {
+      this.sink.rawReply!(chunk, start, end)
+      return
+    }
+    const last = chunk.subarray(start, end)
+    const bytes = concat([...parts, last], this.captureLength + last.length)
+    this.captureLength = 0
+    this.sink.rawReply!(bytes, 0, bytes.length)
+  }
+
+  /**
+   * Request mode: the end of the canonical multibulk command at `chunk[pos]` (`*<n>` then n
+   * `$<len>` bulks, lengths without sign or leading zero, every CR LF in place, within the
+   * reader's limits and the sink's budget), or -1 when it is not whole in this chunk or not in
+   * that form (the decoder then reads it, with its errors). Sets nameStart/nameEnd.
+   */
+  private scanRequest(chunk: Uint8Array, pos: number): number {
+    const length = chunk.length
+    let p = pos + 1
+    let count = 0
+    let digits = 0
+    for (; p < length; p++) {
+      const d = chunk[p]! - 0x30
+      if (d < 0 || d > 9) break
+      if ((d === 0 && digits === 0) || ++digits > 8) return -1
+      count = count * 10 + d
+    }
+    if (digits === 0 || count > this.maxArrayLength || p + 1 >= length || chunk[p] !== CR || chunk[p + 1] !== LF) return -1
+    p += 2
+    let cost = ELEMENT_COST * (count + 1)
+    for (let i = 0; i < count; i++) {
+      if (p >= length || chunk[p] !== BULK) return -1
+      p++
+      let n = 0
+      digits = 0
+      for (; p < length; p++) {
+        const d = chunk[p]! - 0x30
+        if (d < 0 || d > 9) break
+        if ((digits === 1 && n === 0) || ++digits > 10) return -1
+        n = n * 10 + d
+      }
+      if (digits === 0 || n > this.maxBulkLength || p + 1 >= length || chunk[p] !== CR || chunk[p + 1] !== LF) return -1
+      p += 2
+      const end = p + n
+      if (end + 1 >= length || chunk[end] !== CR || chunk[end + 1] !== LF) return -1
+      if (i === 0) {
+        this.nameStart = p
+        this.nameEnd = end
+      }
+      cost += n
+      p = end + 2
+    }
+    return cost > this.sink.budget() ? -1 : p
+  }
+
+  /**
+   * Reply mode: the end of the complete reply at `chunk[pos]`, or -1 when it is not whole in
+   * this chunk or holds anything but well-formed frames of the connection's protocol (the
+   * capture path then passes over it with the reader's own checks and errors).
+   */
+  private scanReply(chunk: Uint8Array, pos: number): number {
+    const length = chunk.length
+    const resp3 = this.resp3
+    let p = pos
+    let need = 1
+    while (need > 0) {
+      if (p >= length) return -1
+      const type = chunk[p++]!
+      // The line after the type byte: an integer, length or count parsed (as the decoder checks it), any other line passed over.
+      let n = 0
+      let negative = false
+      let lineStart = p
+      let isNumber = false
+      switch (type) {
+        case BULK:
+        case ARRAY:
+          isNumber = true
+          break
+        case INTEGER:
+          isNumber = true
+          break
+        case STATUS:
+        case ERROR:
+          break
+        case VERBATIM:
+        case BLOB_ERROR:
+        case MAP:
+        case SET:
+        case PUSH:
+          if (!resp3) return -1
+          isNumber = true
+          break
+        case BIG_NUMBER:
+          if (!resp3) return -1
+          isNumber = true
+          break
+        case NULL:
+        case DOUBLE:
+        case BOOLEAN:
+          if (!resp3) return -1
+          break
+        default:
+          return -1
+      }
+      if (isNumber) {
+        if (chunk[p] === DASH) {
+          negative = true
+          p++
+          lineStart = p
+        }
+        for (; p < length; p++) {
+          const d = chunk[p]! - 0x30
+          if (d < 0 || d > 9) break
+          n = n * 10 + d
+        }
+        if (p === lineStart || p - lineStart > MAX_SAFE_DIGITS) return -1
+        // '-0' is 0, as the decoder reads it (an empty bulk, an empty array).
+        if (n === 0) negative = false
+      } else {
+        while (p < length && chunk[p] !== CR) p++
+      }
+      if (p + 1 >= length || chunk[p] !== CR || chunk[p + 1] !== LF) return -1
+      p += 2
+      if (!isNumber || negative || type === INTEGER || type === BIG_NUMBER) {
+        need--
+      } else if (type === BULK || type === VERBATIM || type === BLOB_ERROR) {
+        p += n + 2
+        if (p > length) return -1
+        need--
+      } else {
+        // An aggregate: its elements replace it (a map's count is of pairs).
+        need += (type === MAP ? 2 * n : n) - 1
+      }
+    }
+    return p
   }
 
   /** Adds to the current reply's cost; true when that takes it over budget (and not yet skipping). */
@@ -486,7 +693,7 @@ export class Resp2Reader {
   /** Places a complete value into the array being filled, or emits it as a top-level reply. */
   private value(value: RedisReply): void {
     if (this.skipping > 0) {
-      if (--this.skipping === 0) {
+      if (--this.skipping === 0 && !this.capturing) {
         const cost = this.cost
         this.cost = 0
         this.sink.refused(cost)

@@ -7,6 +7,13 @@
  * first stateful command) wait until every earlier command of the client has replied, and later
  * commands wait for them, as they would in Redis' single thread.
  *
+ * Fast path: while the client is in none of those states (no pinned connection, MULTI, WATCH or
+ * pending barrier), on a standalone backend, a command that is not RG.*, not one of the commands
+ * handled here, and that the command path leaves alone goes to the shared connection as the bytes
+ * the client sent (the request reader offers canonical frames before decoding them); its reply
+ * comes back as Redis' bytes into the same queue of replies, so order holds across both paths.
+ * Consecutive such commands of one read go out in one write.
+ *
  * Pinning: the first stateful command (MULTI, WATCH, SELECT, blocking commands, SUBSCRIBE,
  * CLIENT ...) gives the client a backend connection of its own, kept until RESET or disconnect;
  * from then on all its forwarded commands use it. SUBSCRIBE/PSUBSCRIBE/SSUBSCRIBE and MONITOR turn
@@ -15,7 +22,7 @@
  */
 import type { Socket } from 'node:net'
 import { ConnectionError, RedisBlobReplyError, RedisReplyError } from '../errors.js'
-import type { RedisConnection } from '../redis/connection.js'
+import type { RawReplyTarget, RedisConnection } from '../redis/connection.js'
 import { Resp2ProtocolError, Resp2Reader, type ReplySink } from '../resp/reader.js'
 import { encodeError, encodeReply, RespMap, RespPush, RespVerbatim, type RespProtocol, type RespValue } from '../resp/encoder.js'
 import { NestedReplyError, type RedisReply } from '../resp/types.js'
@@ -34,15 +41,17 @@ const STATEFUL = new Set([
   'SUBSCRIBE', 'PSUBSCRIBE', 'SSUBSCRIBE', 'MONITOR',
 ])
 const TUNNEL = new Set(['SUBSCRIBE', 'PSUBSCRIBE', 'SSUBSCRIBE', 'MONITOR'])
+/** Commands #dispatch handles itself or that may need a pinned connection: never on the fast path. */
+const NOT_FAST = new Set([...STATEFUL, 'QUIT', 'HELLO', 'AUTH', 'RESET', 'INFO', 'COMMAND', 'XREAD', 'XREADGROUP'])
 const PUSH_KINDS = new Set(['message', 'pmessage', 'smessage', 'subscribe', 'psubscribe', 'ssubscribe', 'unsubscribe', 'punsubscribe', 'sunsubscribe'])
 
 /** The command name, upper-cased (ASCII fast path: this runs for every command). */
-function commandName(bytes: Uint8Array): string {
-  if (bytes.length > 32) return text(bytes).toUpperCase()
+function commandName(bytes: Uint8Array, start = 0, end = bytes.length): string {
+  if (end - start > 32) return text(bytes.subarray(start, end)).toUpperCase()
   let name = ''
-  for (let i = 0; i < bytes.length; i++) {
+  for (let i = start; i < end; i++) {
     const c = bytes[i]!
-    if (c >= 0x80) return text(bytes).toUpperCase()
+    if (c >= 0x80) return text(bytes.subarray(start, end)).toUpperCase()
     name += String.fromCharCode(c >= 0x61 && c <= 0x7a ? c - 32 : c)
   }
   return name
@@ -64,6 +73,42 @@ interface Slot {
 }
 
 const noop = (): void => {}
+
+/** A fast-path command's place in the reply order; Redis' reply bytes fill it. */
+class ForwardedSlot implements Slot, RawReplyTarget {
+  readonly raw = true
+  bytes: Uint8Array | undefined = undefined
+  done = false
+  readonly closeAfter = false
+  written?: (() => void)[]
+  /** The reply as `chunk[start, end)` of the backend's read (kept as a range: adjacent replies go out as one piece). */
+  chunk: Uint8Array | undefined = undefined
+  start = 0
+  end = 0
+
+  /** RESP3 pushes Redis sent while running the command: they go out just before its reply. */
+  #pushes: Uint8Array[] | undefined
+
+  constructor(private readonly client: ClientSession) {}
+
+  deliver(chunk: Uint8Array, start: number, end: number): void {
+    const pushes = this.#pushes
+    if (pushes === undefined) this.client.settleForwarded(this, chunk, start, end)
+    else {
+      const bytes = Buffer.concat([...pushes, chunk.subarray(start, end)])
+      this.client.settleForwarded(this, bytes, 0, bytes.length)
+    }
+  }
+
+  push(bytes: Uint8Array): void {
+    ;(this.#pushes ??= []).push(bytes)
+  }
+
+  fail(error: Error): void {
+    const bytes = encodeError(errorText(error))
+    this.client.settleForwarded(this, bytes, 0, bytes.length)
+  }
+}
 
 /** Replies owed to one client before its socket is no longer read (pipelining backpressure). */
 const MAX_QUEUED_COMMANDS = 10_000
@@ -96,6 +141,14 @@ export class ClientSession implements ReplySink {
   readonly #reader: Resp2Reader
   /** Executions this client is running (drain waits for them). */
   running = 0
+  /** Fast path: the shared connection, for the credentials and protocol it was taken for. */
+  #fastConn: RedisConnection | undefined
+  #fastFor: { readonly credentials: ClientCredentials | undefined; readonly protocol: RespProtocol } | undefined
+  /** Fast path: frames taken from the current chunk and not yet written, `chunk[start, end)`. */
+  #runConn: RedisConnection | undefined
+  #runChunk: Uint8Array | undefined
+  #runStart = 0
+  #runEnd = 0
 
   constructor(
     readonly socket: Socket,
@@ -115,7 +168,9 @@ export class ClientSession implements ReplySink {
       if (this.#closed) return
       try {
         this.#reader.feed(chunk)
+        this.#writeRun()
       } catch (err) {
+        this.#writeRun()
         // Redis answers a protocol error and closes the connection.
         const message = err instanceof Resp2ProtocolError ? err.message : 'Protocol error'
         this.#protocolError(`ERR ${message}`)
@@ -137,7 +192,90 @@ export class ClientSession implements ReplySink {
 
   reply(value: RedisReply): void {
     if (this.#closed || !Array.isArray(value) || value.length === 0) return
+    // Frames taken before this command go to Redis before it.
+    if (this.#runConn !== undefined) this.#writeRun()
     this.#dispatch(value as Uint8Array[])
+  }
+
+  /** The fast path (see the file comment): takes the command `chunk[start, end)` as bytes when it may. */
+  frame(chunk: Uint8Array, start: number, end: number, nameStart: number, nameEnd: number): boolean {
+    if (this.#closed || this.#tunnel || this.#deferredMulti || this.#inMulti || this.#watching || this.#pinned !== undefined || this.#gate !== undefined) {
+      return false
+    }
+    const name = this.#frameName(chunk, nameStart, nameEnd)
+    if (name === undefined) return false
+    if (this.server.commandPath?.passes(name) === false) return false
+    const conn = this.#readyConnection()
+    if (conn === undefined) return false
+    if (this.#runConn !== conn || this.#runChunk !== chunk || this.#runEnd !== start) {
+      if (this.#runConn !== undefined) this.#writeRun()
+      this.#runConn = conn
+      this.#runChunk = chunk
+      this.#runStart = start
+    }
+    this.#runEnd = end
+    const slot = new ForwardedSlot(this)
+    this.#push(slot)
+    conn.expectRawReply(slot)
+    this.server.stats.forwardedAsBytes++
+    return true
+  }
+
+  /** The last framed command's name, as sent and upper-cased, and whether it may take the fast path at all. */
+  readonly #lastNameBytes = new Uint8Array(16)
+  #lastNameLength = -1
+  #lastName: string | undefined
+
+  /** The upper-cased name of a framed command, or undefined when the command never takes the fast path. */
+  #frameName(chunk: Uint8Array, start: number, end: number): string | undefined {
+    const length = end - start
+    const last = this.#lastNameBytes
+    if (length === this.#lastNameLength) {
+      let i = 0
+      while (i < length && chunk[start + i] === last[i]) i++
+      if (i === length) return this.#lastName
+    }
+    const name = commandName(chunk, start, end)
+    const fast = !NOT_FAST.has(name) && !name.startsWith('RG.')
+    if (length <= last.length) {
+      last.set(chunk.subarray(start, end))
+      this.#lastNameLength = length
+      this.#lastName = fast ? name : undefined
+    }
+    return fast ? name : undefined
+  }
+
+  #readyConnection(): RedisConnection | undefined {
+    const cached = this.#fastConn
+    const wanted = this.#fastFor
+    if (cached !== undefined && wanted !== undefined && wanted.credentials === this.credentials && wanted.protocol === this.protocol && cached.isReady) {
+      return cached
+    }
+    const conn = this.server.forwarder.readyConnection(this.credentials, this.protocol)
+    this.#fastConn = conn
+    this.#fastFor = { credentials: this.credentials, protocol: this.protocol }
+    return conn
+  }
+
+  /** Writes the frames taken so far (one write for consecutive commands of one chunk). */
+  #writeRun(): void {
+    const conn = this.#runConn
+    if (conn === undefined) return
+    const bytes = this.#runChunk!.subarray(this.#runStart, this.#runEnd)
+    this.#runConn = undefined
+    this.#runChunk = undefined
+    // Not ready any more cannot happen within one synchronous run; if it did, the replies owed fail with the connection.
+    conn.writeFrames(bytes)
+  }
+
+  /** A fast-path reply arrived (or failed), `chunk[start, end)`: written in its turn. */
+  settleForwarded(slot: ForwardedSlot, chunk: Uint8Array, start: number, end: number): void {
+    slot.chunk = chunk
+    slot.start = start
+    slot.end = end
+    slot.done = true
+    this.#heldBytes += end - start
+    this.#flush()
   }
 
   refused(): void {
@@ -497,14 +635,19 @@ export class ClientSession implements ReplySink {
 
   // ---- replies -----------------------------------------------------------------------------
 
-  #enqueueValue(reply: Promise<RespValue | undefined>, closeAfter = false): void {
-    const slot: Slot = { bytes: undefined, done: false, closeAfter }
+  /** Takes a place in the reply order. */
+  #push(slot: Slot): void {
     this.#queue.push(slot)
     // Backpressure: a client far ahead of its replies is not read until they catch up.
     if (this.#queue.length > MAX_QUEUED_COMMANDS && !this.#paused) {
       this.#paused = true
       this.socket.pause()
     }
+  }
+
+  #enqueueValue(reply: Promise<RespValue | undefined>, closeAfter = false): void {
+    const slot: Slot = { bytes: undefined, done: false, closeAfter }
+    this.#push(slot)
     const settle = (bytes: Uint8Array | undefined): void => {
       slot.bytes = bytes
       slot.done = true
@@ -526,7 +669,11 @@ export class ClientSession implements ReplySink {
   #flush(): void {
     while (this.#queue.length > 0 && this.#queue[0]!.done) {
       const slot = this.#queue.shift()!
-      if (slot.bytes !== undefined) {
+      if (slot instanceof ForwardedSlot && slot.chunk !== undefined) {
+        this.#heldBytes -= slot.end - slot.start
+        this.#writeRange(slot.chunk, slot.start, slot.end)
+        slot.chunk = undefined
+      } else if (slot.bytes !== undefined) {
         this.#heldBytes -= slot.bytes.length
         this.#write(slot.bytes)
       }
@@ -555,18 +702,56 @@ export class ClientSession implements ReplySink {
 
   #write(bytes: Uint8Array): void {
     if (this.socket.destroyed) return
-    if (this.#outgoing.length === 0) queueMicrotask(this.#flushOutgoing)
+    if (this.#rangeChunk !== undefined) this.#endRange()
+    if (!this.#flushQueued) {
+      this.#flushQueued = true
+      queueMicrotask(this.#flushOutgoing)
+    }
     this.#outgoing.push(bytes)
     this.#outgoingBytes += bytes.length
   }
 
+  /** Replies written as a range of one backend read: adjacent ones (a client's pipeline) extend it, no copy. */
+  #rangeChunk: Uint8Array | undefined
+  #rangeStart = 0
+  #rangeEnd = 0
+  #flushQueued = false
+
+  #writeRange(chunk: Uint8Array, start: number, end: number): void {
+    if (this.socket.destroyed) return
+    if (this.#rangeChunk === chunk && this.#rangeEnd === start) this.#rangeEnd = end
+    else {
+      if (this.#rangeChunk !== undefined) this.#endRange()
+      this.#rangeChunk = chunk
+      this.#rangeStart = start
+      this.#rangeEnd = end
+    }
+    this.#outgoingBytes += end - start
+    if (!this.#flushQueued) {
+      this.#flushQueued = true
+      queueMicrotask(this.#flushOutgoing)
+    }
+  }
+
+  /** The pending range joins the outgoing pieces (its bytes were counted when written). */
+  #endRange(): void {
+    const chunk = this.#rangeChunk!
+    this.#rangeChunk = undefined
+    this.#outgoing.push(chunk.subarray(this.#rangeStart, this.#rangeEnd))
+  }
+
   readonly #flushOutgoing = (): void => {
+    this.#flushQueued = false
+    if (this.#rangeChunk !== undefined) this.#endRange()
     const chunks = this.#outgoing
     const size = this.#outgoingBytes
     this.#outgoing = []
     this.#outgoingBytes = 0
     if (chunks.length === 0 || this.socket.destroyed) return
-    this.socket.write(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size))
+    // A reply range is a view into a backend read that holds other clients' replies too: it is
+    // copied, so that what a slow reader leaves queued pins only its own bytes (the output cap counts bytes).
+    const only = chunks.length === 1 ? chunks[0]! : undefined
+    this.socket.write(only !== undefined && only.byteLength === only.buffer.byteLength ? only : Buffer.concat(chunks, size))
   }
 
   /** A client that does not read its replies is disconnected past the output buffer cap. */

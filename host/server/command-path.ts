@@ -80,6 +80,8 @@ interface Tables {
   /** Hooks by upper-cased command, newest first. */
   readonly hooks: ReadonlyMap<string, readonly HookEntry[]>
   readonly links: readonly LinkEntry[]
+  /** Names a linked registration names (`commands=`), upper-cased; null when one applies to any command. */
+  readonly linkedNames: ReadonlySet<string> | null
 }
 
 /** What to do with one client command. */
@@ -166,7 +168,7 @@ export class CommandPath implements CommandPathLinker {
   readonly #registry: CommandPathRegistry
   readonly #backend: RedisBackend
   readonly #locks = new ShardLocks()
-  #tables: Tables = { version: -1, hooks: new Map(), links: [] }
+  #tables: Tables = { version: -1, hooks: new Map(), links: [], linkedNames: new Set() }
   readonly #links: Link[] = []
   readonly #fences = new Map<string, () => void>()
   #fenceCounter = 0
@@ -205,8 +207,27 @@ export class CommandPath implements CommandPathLinker {
         })
       }
     }
-    this.#tables = { version, hooks, links }
+    let linkedNames: Set<string> | null = new Set()
+    for (const l of links) {
+      if (l.commands === null) linkedNames = null
+      else if (linkedNames !== null) for (const c of l.commands) linkedNames.add(c)
+    }
+    this.#tables = { version, hooks, links, linkedNames }
     return this.#tables
+  }
+
+  /**
+   * True when the command path has nothing to do with a command named `name` (upper-cased) now: no
+   * hook on it, no linked registration that could name it, no sync execution holding a shard. The
+   * server's fast path forwards only such commands; a registration made later is seen by the next
+   * command (the tables follow the registry's version).
+   */
+  passes(name: string): boolean {
+    if (this.#locks.any) return false
+    const tables = this.#current()
+    if (tables.hooks.has(name)) return false
+    const linked = tables.linkedNames
+    return linked !== null && !linked.has(name)
   }
 
   /**

@@ -67,6 +67,16 @@ export class Forwarder {
   }
 
   /**
+   * The fast path's connection (standalone only): the shared connection of these credentials and
+   * protocol when it is ready, else undefined (the command takes the ordinary path, which waits).
+   */
+  readyConnection(credentials: ClientCredentials | undefined, protocol: 2 | 3): RedisConnection | undefined {
+    if (this.#backend.mode !== 'standalone' || this.#closed) return undefined
+    const conn = this.#sharedConnection(credentials, undefined, protocol)
+    return conn.isReady ? conn : undefined
+  }
+
+  /**
    * Where a command goes: standalone → undefined (the master); cluster → the owner of its keys'
    * slot, or of slot 0 for keyless commands. Throws RedisReplyError(CROSSSLOT) for keys in
    * different slots.

@@ -56,6 +56,8 @@ export interface ServerHandle {
   readonly address: { readonly host: string; readonly port: number }
   /** Connected clients. */
   readonly clients: number
+  /** Commands forwarded on the fast path, as the bytes the client sent (see client.ts); a statistic. */
+  readonly forwardedAsBytes: number
   /** Stops accepting, lets running commands finish (up to `drainMs`), then closes every client. Idempotent. */
   close(): Promise<void>
 }
@@ -67,6 +69,8 @@ export interface ServerContext {
   readonly forwarder: Forwarder
   /** Hooks, linked commands and sync registrations; absent when the gears have none to offer. */
   readonly commandPath: CommandPath | undefined
+  /** Counters the handle shows. */
+  readonly stats: { forwardedAsBytes: number }
   redisVersion(): Promise<string>
   forget(client: ClientSession): void
   log(line: string): void
@@ -100,6 +104,7 @@ export async function startServer(gears: ServerGears, backend: RedisBackend, opt
     gears,
     forwarder,
     commandPath,
+    stats: { forwardedAsBytes: 0 },
     redisVersion: () =>
       (version ??= backend.call(['INFO', 'server'], { internal: true }).then(
         (reply) => /redis_version:([^\r\n]+)/.exec(reply instanceof Uint8Array ? new TextDecoder().decode(reply) : String(reply))?.[1] ?? 'unknown',
@@ -135,6 +140,9 @@ export async function startServer(gears: ServerGears, backend: RedisBackend, opt
     address: { host: bound.address, port: bound.port },
     get clients() {
       return clients.size
+    },
+    get forwardedAsBytes() {
+      return context.stats.forwardedAsBytes
     },
     close() {
       closing ??= (async () => {
