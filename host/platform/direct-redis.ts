@@ -39,6 +39,12 @@ const MAX_SLEEP_MS = 1
 /** Reconnection backoff bounds. */
 const MIN_RETRY_MS = 100
 const MAX_RETRY_MS = 5000
+/**
+ * After this long unused, the connection is checked before a command goes out: a Redis that went
+ * away meanwhile (its FIN is waiting) then costs nothing sent, and the call takes the I/O thread's
+ * path, which reports it as usual.
+ */
+const IDLE_CHECK_MS = 20
 /** Handshake replies are small. */
 const HANDSHAKE_BUDGET = 64 * 1024
 
@@ -70,6 +76,8 @@ class DirectRedis implements DirectCalls, ReplySink {
   #dirty = false
   #closed = false
   #retryMs = MIN_RETRY_MS
+  /** When the last call's reply came (see {@link IDLE_CHECK_MS}). */
+  #usedAt = 0
   #retryTimer: ReturnType<typeof setTimeout> | undefined
   #reader = new Resp2Reader(this)
   // The call being answered (ReplySink).
@@ -109,6 +117,10 @@ class DirectRedis implements DirectCalls, ReplySink {
     if (args === undefined) return undefined
     const bytes = encodeCommand(args)
     if (bytes.length > MAX_COMMAND_BYTES) return undefined
+    if (nowMs() - this.#usedAt > IDLE_CHECK_MS && !this.#idleAndOpen()) {
+      this.#dirty = true
+      return undefined
+    }
     let written: number
     try {
       written = writeSync(this.#fd, bytes)
@@ -133,6 +145,7 @@ class DirectRedis implements DirectCalls, ReplySink {
       this.#dirty = true
       return { overBudget: `the reply to ${args[0]!.toUpperCase()} exceeded limits.maxReplyBytes (${maxReplyBytes} bytes); it was skipped, not read` }
     }
+    this.#usedAt = nowMs()
     const value = this.#takeValue()
     if (value === undefined) return { reply: this.#lost('no reply was read') }
     if (value instanceof NestedReplyError) return { reply: replyGearsError(value.message) }
@@ -217,6 +230,17 @@ class DirectRedis implements DirectCalls, ReplySink {
         Atomics.wait(this.#sleeper, 0, 0, sleepMs)
         sleepMs = Math.min(MAX_SLEEP_MS, sleepMs * 2)
       }
+    }
+  }
+
+  /** True when nothing waits on the socket (no EOF, no stray bytes): a read would block. */
+  #idleAndOpen(): boolean {
+    try {
+      readSync(this.#fd, this.#chunk, 0, this.#chunk.length, null)
+      return false
+    } catch (error) {
+      const code = (error as { code?: unknown }).code
+      return code === 'EAGAIN' || code === 'EWOULDBLOCK'
     }
   }
 
