@@ -105,6 +105,8 @@ class StreamState {
   sweptAt = Date.now()
   /** A batch of it runs (it is not read meanwhile). */
   running: Promise<void> | undefined
+  /** The last batch's XACK (and XDEL) while the next batch already runs (see acknowledgeBehind). */
+  acking: Promise<void> = Promise.resolve()
   constructor(
     readonly name: string,
     readonly slot: number,
@@ -236,6 +238,8 @@ export class StreamProcessor {
   readonly #local: boolean
   readonly #batch: number
   readonly #readers = new Map<string, ShardReader>()
+  /** Acknowledgements in flight (stop() waits for them). */
+  readonly #acks = new Set<Promise<void>>()
   /** Stopping: reads end; with abortPending, running executions are aborted too. */
   readonly #stop = new AbortController()
   readonly #abortRunning = new AbortController()
@@ -457,6 +461,9 @@ export class StreamProcessor {
           await this.#sweepConsumers(state)
         }
       }
+    }
+    // Buffered entries (running streams' next batches too) stay claimed while they wait.
+    for (const state of all) {
       if (state.buffer.length > 0 && now - state.touchedAt >= claimIdle / 3) await this.#touch(state, state.buffer)
     }
     let waitMs = busy ? BUSY_BLOCK_MS : STREAM_BLOCK_MS
@@ -470,9 +477,12 @@ export class StreamProcessor {
       }
     }
     if (this.#stop.signal.aborted) return
-    if (!ready) {
-      // Nothing to read (every stream runs a batch or has a full buffer): wait for a batch to end.
-      if (!(await this.#read(reader, conn, streams, waitMs))) await reader.sleep(waitMs)
+    if (!ready && !(await this.#read(reader, conn, streams, waitMs))) {
+      // Every stream runs a batch or has a full buffer. The running ones' next batches are read
+      // meanwhile, without BLOCK (a blocked read would hold up the next batch once one ends), so a
+      // stream's next batch starts the moment its batch ends; then wait for a batch to end.
+      const prefetch = all.filter((s) => s.running !== undefined && s.readFrom === '>')
+      if (!(await this.#read(reader, conn, prefetch, waitMs, false))) await reader.sleep(waitMs)
     }
     // Paused (or aborted) while the read waited: what it delivered stays held, pending, until unpause.
     if (this.#status !== 'OK' || this.#stop.signal.aborted) return
@@ -504,7 +514,7 @@ export class StreamProcessor {
    * XREADGROUP for the streams whose buffer is not full: one call per slot (Redis Cluster refuses
    * keys of several slots). False when there was nothing to read.
    */
-  async #read(reader: ShardReader, conn: BlockingConnection, streams: StreamState[], waitMs: number): Promise<boolean> {
+  async #read(reader: ShardReader, conn: BlockingConnection, streams: StreamState[], waitMs: number, mayBlock = true): Promise<boolean> {
     const wanted = streams.filter((s) => s.buffer.length < this.#batch)
     if (wanted.length === 0) return false
     const bySlot = new Map<number, StreamState[]>()
@@ -516,7 +526,7 @@ export class StreamProcessor {
     }
     const groups = [...bySlot.values()]
     // A blocking read only when one call covers every stream, and none is re-reading its pending entries.
-    const block = groups.length === 1 && wanted.every((s) => s.readFrom === '>')
+    const block = mayBlock && groups.length === 1 && wanted.every((s) => s.readFrom === '>')
     let got = 0
     for (const group of groups) {
       const count = Math.max(1, this.#batch - Math.max(...group.map((s) => s.buffer.length)))
@@ -620,7 +630,7 @@ export class StreamProcessor {
         if (this.#abortRunning.signal.aborted) return // unregistered with abortPending: the entries stay pending
         const error = outcome.errors[0]
         if (error === undefined) {
-          await this.#acknowledge(state, entries)
+          this.#acknowledgeBehind(state, entries)
           return
         }
         if (error.startsWith('PAUSE')) {
@@ -662,6 +672,26 @@ export class StreamProcessor {
   /** A command of gearbox's own on the internal connection of the key's master (never behind a blocked read). */
   #internal(args: readonly RedisArg[]): Promise<RedisReply> {
     return this.#host.backend.call(args, { internal: true })
+  }
+
+  /**
+   * Acknowledges a batch that succeeded without holding up the next one: its XACK (and XDEL) goes
+   * out while the next batch starts (one round trip less between batches; at least once holds:
+   * the entries stay pending until acknowledged). A stream's acknowledgements stay in order; a
+   * failed one re-reads this consumer's pending entries, as a failed batch does.
+   */
+  #acknowledgeBehind(state: StreamState, entries: readonly Entry[]): void {
+    const previous = state.acking
+    const ack = previous
+      .then(() => this.#acknowledge(state, entries))
+      .catch((error: unknown) => {
+        this.#host.logger.log('warning', `stream registration ${this.#registrationId}: a batch of ${state.name} was not acknowledged: ${failureText(error)}`)
+        state.buffer.length = 0
+        state.readFrom = '0'
+      })
+    state.acking = ack
+    this.#acks.add(ack)
+    void ack.finally(() => this.#acks.delete(ack))
   }
 
   async #acknowledge(state: StreamState, entries: readonly Entry[]): Promise<void> {
@@ -723,6 +753,7 @@ export class StreamProcessor {
         await Promise.allSettled([...reader.running])
       }),
     )
+    await Promise.allSettled([...this.#acks])
     await this.#scanning
   }
 }

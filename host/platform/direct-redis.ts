@@ -34,8 +34,11 @@ import { nowMs } from '../sandbox/shared-state.js'
 const MAX_COMMAND_BYTES = 16 * 1024
 /** How long the worker polls for the reply before it sleeps between polls. */
 const SPIN_MS = 0.3
-/** Longest sleep between polls once the reply is slow (a slow command). */
-const MAX_SLEEP_MS = 1
+/** Sleep between polls after the spin, until {@link SHORT_SLEEPS_FOR_MS}: a reply late by a busy Redis is read within ~0.1 ms. */
+const SHORT_SLEEP_MS = 0.05
+const SHORT_SLEEPS_FOR_MS = 3
+/** Sleep between polls after that (a slow command). */
+const LONG_SLEEP_MS = 1
 /** Reconnection backoff bounds. */
 const MIN_RETRY_MS = 100
 const MAX_RETRY_MS = 5000
@@ -194,12 +197,12 @@ class DirectRedis implements DirectCalls, ReplySink {
 
   /**
    * Reads until the reply (or its refusal) came: polls for {@link SPIN_MS}, then sleeps between
-   * polls up to {@link MAX_SLEEP_MS}. Returns an answer only when the call ends otherwise.
+   * polls ({@link SHORT_SLEEP_MS}, later {@link LONG_SLEEP_MS}). Returns an answer only when the call ends otherwise.
    */
   #awaitReply(stopRequested: () => boolean): DirectAnswer | undefined {
     const chunk = this.#chunk
-    const spinUntil = nowMs() + SPIN_MS
-    let sleepMs = 0.02
+    const startedAt = nowMs()
+    const spinUntil = startedAt + SPIN_MS
     for (;;) {
       let n: number
       try {
@@ -226,10 +229,8 @@ class DirectRedis implements DirectCalls, ReplySink {
         this.#dirty = true
         return { stopped: true }
       }
-      if (nowMs() > spinUntil) {
-        Atomics.wait(this.#sleeper, 0, 0, sleepMs)
-        sleepMs = Math.min(MAX_SLEEP_MS, sleepMs * 2)
-      }
+      const now = nowMs()
+      if (now > spinUntil) Atomics.wait(this.#sleeper, 0, 0, now - startedAt < SHORT_SLEEPS_FOR_MS ? SHORT_SLEEP_MS : LONG_SLEEP_MS)
     }
   }
 

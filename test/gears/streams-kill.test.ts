@@ -2,7 +2,7 @@
  * At least once across a host crash: a host process (stream-host-fixture.ts) processing a stream
  * is killed with SIGKILL mid-stream while entries keep coming, and a new one is started. Every
  * entry id is processed at least once, none is lost, and duplicates are bounded by what the
- * killed host held (its batch per stream). Against a standalone redis-server (10,000 entries) and
+ * killed host held (up to three batches per stream: running, read ahead, being acknowledged). Against a standalone redis-server (10,000 entries) and
  * the 3-master cluster (a stream on every master).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -83,11 +83,12 @@ async function crashAndRecover(client: Client, target: string, prefix: string, s
     })()
     await until(`${killAfter} entries processed by the first host`, async () => (await seenCount()) >= killAfter, 120_000)
     await killed(first)
-    // What the killed host held: read and not acknowledged, at most a batch per stream.
+    // What the killed host held, read and not acknowledged: per stream at most the running batch,
+    // the next one read ahead and the previous one whose acknowledgement was in flight.
     let held = 0
     for (const s of streams) {
       const [pending] = (await client.xpending(s, STREAM_CONSUMER_GROUP)) as [number]
-      assert.ok(pending <= BATCH, `${pending} entries pending on ${s} at the kill, at most ${BATCH} expected`)
+      assert.ok(pending <= 3 * BATCH, `${pending} entries pending on ${s} at the kill, at most ${3 * BATCH} expected`)
       held += pending
     }
     second = await startHost(target, prefix)
@@ -108,7 +109,7 @@ async function crashAndRecover(client: Client, target: string, prefix: string, s
       assert.equal(Object.keys(seen).sort(), [...ids.get(s)!].sort(), `the ids of ${s}`)
       for (const count of Object.values(seen)) duplicates += Number(count) - 1
     }
-    // Only what the killed host held (read, not acknowledged: at most a batch per stream) ran twice.
+    // Only what the killed host held (read, not acknowledged: at most three batches per stream) ran twice.
     assert.ok(duplicates <= held, `${duplicates} duplicates, at most the ${held} entries the killed host held`)
   } finally {
     await killed(first)
