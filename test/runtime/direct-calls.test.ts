@@ -131,12 +131,11 @@ t('a call stopped while Redis does not answer (wall limit) leaves no stale reply
     before = directCalls()
     const respawns = direct().gearbox.sandboxStats().respawns
     await pauser.client('PAUSE', '1500', 'ALL')
-    const t0 = Date.now()
     const error = await direct()
       .gearbox.execute(`execute('GET', 'k')`, { limits: { wallMs: 300 } })
       .then(() => undefined, (e: unknown) => e as { code?: string })
+    // (Had Redis answered first, the execution would have succeeded.)
     assert.is(error?.code, 'ERR_GEARBOX_WALL_LIMIT')
-    assert.ok(Date.now() - t0 < 1400, 'stopped before Redis answered')
     // The GET went direct (counted once the worker saw the stop) and the worker unwound by itself
     // (it was not replaced): its connection still owes the GET's reply.
     await until('the stopped direct call', () => directCalls() - before === 1)

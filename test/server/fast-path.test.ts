@@ -14,6 +14,7 @@ import { Redis } from 'ioredis'
 import { startRedisServer } from '../../host/platform/redis-server.js'
 import type { TestRedis } from '../helpers/redis.js'
 import { RawClient, serveGearbox, type Served } from './support.js'
+import { prng } from '../helpers/prng.js'
 
 const test = suite('server: fast path (bytes through, order, limits, registrations)')
 let redis: TestRedis
@@ -137,17 +138,6 @@ function firstDifference(a: string, b: string): string {
   return `at byte ${i}: direct ${JSON.stringify(a.slice(Math.max(0, i - 20), i + 40))}, served ${JSON.stringify(b.slice(Math.max(0, i - 20), i + 40))}`
 }
 
-/** mulberry32: a small seeded PRNG, so that a failure replays. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 test('order: 20 clients pipeline fast and slow commands interleaved (RG.TRIGGER, inline, CLIENT, split frames); each gets its replies in order', async () => {
   assert.is(await admin.call('RG.JSEXECUTE', "GB('CommandReader').map((x) => execute('INCR', x[1])).register({ trigger: 'fp-incr', convertToStr: false })"), 'OK')

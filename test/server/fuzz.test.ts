@@ -10,6 +10,7 @@ import { Redis } from 'ioredis'
 import { Resp2ProtocolError, Resp2Reader, type RedisReply } from '../../host/resp/index.js'
 import { startRedis, type TestRedis } from '../helpers/redis.js'
 import { RawClient, serveGearbox, type Served } from './support.js'
+import { prng } from '../helpers/prng.js'
 
 const test = suite('server: fuzzed requests and many clients')
 let redis: TestRedis
@@ -25,17 +26,6 @@ test.after(async () => {
   await redis.stop()
 })
 
-/** mulberry32: a small seeded PRNG, so that a failure replays. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const enc = new TextEncoder()
 const SEED = 0x9e3779b9
