@@ -494,12 +494,7 @@ export class StreamProcessor {
       const entries = state.buffer.splice(0, this.#batch)
       state.bufferSince = Date.now()
       const running: Promise<void> = this.#process(reader.shard, state, entries)
-        .catch((error: unknown) => {
-          // Not acknowledged (e.g. the connection failed): read again from this consumer's pending entries.
-          this.#host.logger.log('warning', `stream registration ${this.#registrationId}: a batch of ${state.name} was not acknowledged: ${failureText(error)}`)
-          state.buffer.length = 0
-          state.readFrom = '0'
-        })
+        .catch((error: unknown) => this.#notAcknowledged(state, error))
         .finally(() => {
           state.running = undefined
           reader.running.delete(running)
@@ -684,14 +679,17 @@ export class StreamProcessor {
     const previous = state.acking
     const ack = previous
       .then(() => this.#acknowledge(state, entries))
-      .catch((error: unknown) => {
-        this.#host.logger.log('warning', `stream registration ${this.#registrationId}: a batch of ${state.name} was not acknowledged: ${failureText(error)}`)
-        state.buffer.length = 0
-        state.readFrom = '0'
-      })
+      .catch((error: unknown) => this.#notAcknowledged(state, error))
     state.acking = ack
     this.#acks.add(ack)
     void ack.finally(() => this.#acks.delete(ack))
+  }
+
+  /** A batch not acknowledged (e.g. the connection failed): read again from this consumer's pending entries. */
+  #notAcknowledged(state: StreamState, error: unknown): void {
+    this.#host.logger.log('warning', `stream registration ${this.#registrationId}: a batch of ${state.name} was not acknowledged: ${failureText(error)}`)
+    state.buffer.length = 0
+    state.readFrom = '0'
   }
 
   async #acknowledge(state: StreamState, entries: readonly Entry[]): Promise<void> {

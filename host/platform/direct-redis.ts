@@ -26,6 +26,7 @@ import { NestedReplyError, type RedisReply } from '../redis/types.js'
 import { encodeCommand } from '../resp/encoder.js'
 import { Resp2Reader, type ReplySink } from '../resp/reader.js'
 import { redisReplyToWire } from '../runtime/reply.js'
+import { wellFormed } from '../runtime/strings.js'
 import { replyCodedError, replyGearsError, replyValue } from '../runtime/wire.js'
 import type { DirectAnswer, DirectCalls, DirectRedisConfig } from '../sandbox/platform.js'
 import { nowMs } from '../sandbox/shared-state.js'
@@ -59,11 +60,6 @@ export function directRedisCalls(config: DirectRedisConfig): DirectCalls {
 function descriptorOf(socket: Socket): number | undefined {
   const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd
   return typeof fd === 'number' && fd >= 0 ? fd : undefined
-}
-
-function isWellFormed(text: string): boolean {
-  // A lone surrogate: the main thread answers it with its own error text.
-  return !/[\ud800-\udbff](?![\udc00-\udfff])|(?:[^\ud800-\udbff]|^)[\udc00-\udfff]/.test(text)
 }
 
 class DirectRedis implements DirectCalls, ReplySink {
@@ -188,7 +184,8 @@ class DirectRedis implements DirectCalls, ReplySink {
     const reserved = this.#config.reservedPrefix
     for (let i = 0; i < args.length; i++) {
       const arg: unknown = args[i]
-      if (typeof arg !== 'string' || !isWellFormed(arg)) return undefined
+      // A lone surrogate: the main thread answers it with its own error text.
+      if (typeof arg !== 'string' || !wellFormed(arg)) return undefined
       if (i > 0 && arg.startsWith(reserved)) return undefined
     }
     const strings = args as string[]
